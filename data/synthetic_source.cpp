@@ -1,0 +1,69 @@
+#include "data/synthetic_source.h"
+
+#include <cmath>
+#include <random>
+
+namespace rn {
+
+namespace {
+// splitmix64: a counter-based generator, so sample i needs no state of i-1.
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+float unit(uint64_t h) { return static_cast<float>((h >> 40) * (1.0 / 16777216.0)); }  // [0, 1)
+}  // namespace
+
+void HostBatch::resize(int64_t batch, int size) {
+  n = batch;
+  image_size = size;
+  images.resize(static_cast<size_t>(batch) * 3 * size * size);
+  labels.resize(static_cast<size_t>(batch));
+}
+
+SyntheticSource::SyntheticSource(const SyntheticOptions& o) : o_(o) {
+  const int s = o.image_size;
+  patterns_.assign(static_cast<size_t>(o.classes) * 3 * s * s, 0.f);
+  std::mt19937_64 rng(mix(o.seed ^ 0x5EEDull));
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  for (int k = 0; k < o.classes; ++k) {
+    for (int g = 0; g < 3; ++g) {  // three gratings per class
+      const double angle = u(rng) * M_PI, freq = (1.0 + 3.0 * u(rng)) * 2.0 * M_PI / s, phase = u(rng) * 2 * M_PI;
+      const double colour[3] = {u(rng) * 2 - 1, u(rng) * 2 - 1, u(rng) * 2 - 1};
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < s; ++y)
+          for (int x = 0; x < s; ++x)
+            patterns_[((static_cast<size_t>(k) * 3 + c) * s + y) * s + x] += static_cast<float>(
+                colour[c] * std::sin(freq * (x * std::cos(angle) + y * std::sin(angle)) + phase) * 0.7);
+    }
+  }
+}
+
+void SyntheticSource::sample(uint64_t stream, uint64_t index, HostBatch& b, int64_t slot) const {
+  const int s = o_.image_size;
+  const uint64_t key = mix(mix(o_.seed) ^ mix(stream * 0x100000001B3ull + 17) ^ index);
+  const int label = static_cast<int>(mix(key) % static_cast<uint64_t>(o_.classes));
+  const int dx = static_cast<int>(mix(key + 1) % 5) - 2, dy = static_cast<int>(mix(key + 2) % 5) - 2;
+  const float contrast = 0.7f + 0.6f * unit(mix(key + 3));
+  const float amp = static_cast<float>(o_.noise) * 1.7320508f;  // uniform noise of std `noise`
+  const float* pat = patterns_.data() + static_cast<size_t>(label) * 3 * s * s;
+  float* img = b.images.data() + static_cast<size_t>(slot) * 3 * s * s;
+  uint64_t h = mix(key + 4);
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < s; ++y)
+      for (int x = 0; x < s; ++x) {
+        const int sy = (y + dy + s) % s, sx = (x + dx + s) % s;
+        h = mix(h);
+        img[(c * s + y) * s + x] = contrast * pat[(c * s + sy) * s + sx] + amp * (2.f * unit(h) - 1.f);
+      }
+  b.labels[static_cast<size_t>(slot)] = label;
+}
+
+void SyntheticSource::fill(uint64_t stream, uint64_t first, HostBatch& b) const {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < b.n; ++i) sample(stream, first + static_cast<uint64_t>(i), b, i);
+}
+
+}  // namespace rn

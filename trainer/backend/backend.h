@@ -1,0 +1,141 @@
+// The backend interface: where tensors live and how each op is computed.
+//
+// Layers (trainer/nn) own parameters, shapes and the order of calls; a
+// backend owns memory and kernels. A kernel object is created once per layer
+// and input shape (it caches the library's primitives and any layout
+// conversion buffers), so the steady-state step allocates nothing.
+//
+// All tensors passed to a backend were allocated by that backend. Float data
+// are fp32. Every kernel call is asynchronous with respect to the host on
+// backends that have a stream; `synchronize()` waits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "trainer/core/tensor.h"
+
+namespace rn {
+
+struct ConvGeom {
+  int64_t n, c_in, h_in, w_in;
+  int64_t c_out, kernel, stride, pad;
+  int64_t h_out() const { return (h_in + 2 * pad - kernel) / stride + 1; }
+  int64_t w_out() const { return (w_in + 2 * pad - kernel) / stride + 1; }
+};
+
+enum class PoolKind { kMax, kAvg };
+struct PoolGeom {
+  int64_t n, c, h_in, w_in;
+  int64_t kernel_h, kernel_w, stride, pad;
+  PoolKind kind;
+  int64_t h_out() const { return (h_in + 2 * pad - kernel_h) / stride + 1; }
+  int64_t w_out() const { return (w_in + 2 * pad - kernel_w) / stride + 1; }
+};
+
+// y = conv(x, w); weights are OIHW (PyTorch order) in the caller's buffers.
+class ConvKernel {
+ public:
+  virtual ~ConvKernel() = default;
+  virtual void forward(const Tensor& x, const Tensor& w, Tensor& y) = 0;
+  virtual void backward_data(const Tensor& dy, const Tensor& w, Tensor& dx) = 0;
+  // Overwrites dw (OIHW).
+  virtual void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw) = 0;
+};
+
+// Batch normalisation over N,H,W per channel; optional ReLU fused after it.
+// mean/var are the biased batch statistics of the last training forward.
+class BatchNormKernel {
+ public:
+  virtual ~BatchNormKernel() = default;
+  virtual void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y,
+                                Tensor& mean, Tensor& var) = 0;
+  virtual void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                 const Tensor& mean, const Tensor& var, Tensor& y) = 0;
+  // Uses the statistics (and ReLU mask) of the last forward_training.
+  virtual void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta,
+                        const Tensor& mean, const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta) = 0;
+};
+
+class ReluKernel {
+ public:
+  virtual ~ReluKernel() = default;
+  virtual void forward(const Tensor& x, Tensor& y) = 0;
+  // Uses the forward output y (so x may be overwritten after forward).
+  virtual void backward(const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
+};
+
+class PoolKernel {
+ public:
+  virtual ~PoolKernel() = default;
+  // training=true keeps what backward needs (the arg-max for max pooling).
+  virtual void forward(const Tensor& x, Tensor& y, bool training) = 0;
+  virtual void backward(const Tensor& dy, Tensor& dx) = 0;
+};
+
+// y[n, o] = sum_i x[n, i] * w[o, i] + b[o]; w is (out, in) as in PyTorch.
+class LinearKernel {
+ public:
+  virtual ~LinearKernel() = default;
+  virtual void forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) = 0;
+  virtual void backward_data(const Tensor& dy, const Tensor& w, Tensor& dx) = 0;
+  virtual void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db) = 0;
+};
+
+struct LossResult {
+  double loss = 0;      // mean over the batch
+  int64_t correct = 0;  // top-1 hits
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // Uninitialised storage for `shape` in `layout`.
+  virtual Tensor allocate(const Shape& shape, Layout layout) = 0;
+  // The layout activations with `channels` channels should stay in between
+  // layers (blocked on AVX-512/AVX2 CPUs, so no per-op reorders).
+  virtual Layout activation_layout(int64_t channels) const = 0;
+
+  virtual std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) = 0;
+  virtual std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu) = 0;
+  virtual std::unique_ptr<ReluKernel> make_relu(const Shape& s, Layout l) = 0;
+  virtual std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) = 0;
+  virtual std::unique_ptr<LinearKernel> make_linear(int64_t n, int64_t in, int64_t out) = 0;
+
+  // Elementwise helpers over equal-shape, equal-layout tensors.
+  virtual void fill(Tensor& t, float value) = 0;
+  // y = a * y + b * x  (y may be x)
+  virtual void axpby(float a, Tensor& y, float b, const Tensor& x) = 0;
+  // out = a + b  (out may alias a or b)
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  // Copies with layout conversion; shapes must match.
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+
+  // Shortcut option A: y[:, :Cx] = x[:, :, ::s, ::s], y[:, Cx:] = 0.
+  virtual void shortcut_pad_forward(const Tensor& x, Tensor& y, int64_t stride) = 0;
+  virtual void shortcut_pad_backward(const Tensor& dy, Tensor& dx, int64_t stride) = 0;
+
+  // Softmax cross-entropy with label smoothing eps: target is
+  // (1-eps) on the label plus eps/K on every class. labels: host int32 array
+  // of length N. Writes d(mean loss)/d(logits) into dlogits.
+  virtual LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
+                                           Tensor& dlogits) = 0;
+
+  // SGD with momentum over a flat range (PyTorch's formulation):
+  //   g = grad + wd * p;  v = mu * v + g;  p -= lr * (nesterov ? g + mu * v : v)
+  virtual void sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum,
+                        float weight_decay, bool nesterov) = 0;
+
+  // Plain NCHW (or NC) host float arrays <-> tensors of any layout.
+  virtual void to_host(const Tensor& t, float* host) = 0;
+  virtual void from_host(const float* host, Tensor& t) = 0;
+  virtual void synchronize() = 0;
+};
+
+// The oneDNN CPU backend (always available). threads <= 0 keeps OpenMP's default.
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+}  // namespace rn

@@ -1,0 +1,95 @@
+// The oneDNN CPU backend: the reference backend, always built.
+//
+// Activations stay in oneDNN's blocked layout (nChw16c on AVX-512, nChw8c on
+// AVX2) from the first convolution to the global pool, so no per-op
+// reorders happen between layers. Weights live in PyTorch's OIHW order in
+// the parameter buffers; a convolution reorders them into its preferred
+// layout in forward (cheap next to the convolution itself).
+//
+// Every primitive runs with a user-managed scratchpad owned by the backend
+// and memory objects built once per kernel, so executing a kernel allocates
+// nothing.
+#pragma once
+
+#include <dnnl.hpp>
+#include <initializer_list>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include "trainer/backend/backend.h"
+#include "trainer/core/error.h"
+
+// Wraps oneDNN calls so a failure names the call, file:line, rank and device.
+#define DNNL_CALL(expr)                                                            \
+  [&]() -> decltype(auto) {                                                        \
+    try {                                                                          \
+      return (expr);                                                               \
+    } catch (const dnnl::error& e_) {                                              \
+      ::rn::throw_internal(#expr, __FILE__, __LINE__, std::string(e_.what()) + " (dnnl_status " + std::to_string(static_cast<int>(e_.status)) + ")");                  \
+    }                                                                              \
+  }()
+
+namespace rn {
+
+// A primitive with its argument memories, built once; run() only swaps data
+// pointers in.
+struct DnnlExec {
+  dnnl::primitive prim;
+  std::unordered_map<int, dnnl::memory> args;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads);
+  std::string name() const override { return "cpu-onednn"; }
+
+  Tensor allocate(const Shape& shape, Layout layout) override;
+  Layout activation_layout(int64_t channels) const override;
+
+  std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) override;
+  std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu) override;
+  std::unique_ptr<ReluKernel> make_relu(const Shape& s, Layout l) override;
+  std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) override;
+  std::unique_ptr<LinearKernel> make_linear(int64_t n, int64_t in, int64_t out) override;
+
+  void fill(Tensor& t, float value) override;
+  void axpby(float a, Tensor& y, float b, const Tensor& x) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void copy(const Tensor& src, Tensor& dst) override;
+  void shortcut_pad_forward(const Tensor& x, Tensor& y, int64_t stride) override;
+  void shortcut_pad_backward(const Tensor& dy, Tensor& dx, int64_t stride) override;
+  LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
+                                   Tensor& dlogits) override;
+  void sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum, float weight_decay,
+                bool nesterov) override;
+  void to_host(const Tensor& t, float* host) override;
+  void from_host(const float* host, Tensor& t) override;
+  void synchronize() override { stream_.wait(); }
+
+  // --- for the kernels in this folder ---
+  const dnnl::engine& engine() const { return engine_; }
+  dnnl::memory::desc md(const Shape& s, Layout l) const;
+  // Attributes every primitive is created with (user scratchpad).
+  dnnl::primitive_attr attr() const;
+  // Builds an executable with memories for `arg -> desc` (data set at run).
+  DnnlExec prepare(dnnl::primitive prim, std::initializer_list<std::pair<int, dnnl::memory::desc>> args,
+                   const dnnl::memory::desc& scratchpad);
+  // Points the memories at `ptrs` (and the shared scratchpad) and executes.
+  void run(DnnlExec& e, std::initializer_list<std::pair<int, const void*>> ptrs);
+  // An executable reorder between two descriptors.
+  DnnlExec make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
+  // Memory the backend owns for a kernel's lifetime (layout copies, workspaces).
+  Tensor allocate_bytes(size_t bytes);
+
+ private:
+  void grow_scratchpad(size_t bytes);
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  Tensor scratch_;
+  size_t scratch_bytes_ = 0;
+  std::map<std::tuple<Shape, Layout, Layout>, DnnlExec> reorders_;
+};
+
+}  // namespace rn

@@ -1,0 +1,83 @@
+// Batch normalisation on oneDNN, with the ReLU optionally fused (the
+// workspace then holds the ReLU mask for backward).
+#include "trainer/backend/cpu/cpu_backend.h"
+
+namespace rn {
+namespace {
+
+using dnnl::normalization_flags;
+
+class CpuBatchNorm final : public BatchNormKernel {
+ public:
+  CpuBatchNorm(CpuBackend& be, const Shape& s, Layout l, float eps, bool fuse_relu) : be_(be) {
+    const auto x_md = be.md(s, l);
+    const auto c_md = be.md(Shape{s[1]}, Layout::kNC);
+    auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
+    if (fuse_relu) flags |= normalization_flags::fuse_norm_relu;
+
+    dnnl::batch_normalization_forward::desc td(dnnl::prop_kind::forward_training, x_md, eps, flags);
+    auto tpd = DNNL_CALL(dnnl::batch_normalization_forward::primitive_desc(td, be.attr(), be.engine()));
+    ws_md_ = tpd.workspace_desc();
+    has_ws_ = ws_md_.get_size() > 0;
+    if (has_ws_) ws_ = be.allocate_bytes(ws_md_.get_size());
+    train_ = be.prepare(dnnl::batch_normalization_forward(tpd),
+                        {{DNNL_ARG_SRC, x_md}, {DNNL_ARG_SCALE, c_md}, {DNNL_ARG_SHIFT, c_md}, {DNNL_ARG_DST, x_md},
+                         {DNNL_ARG_MEAN, c_md}, {DNNL_ARG_VARIANCE, c_md}, {DNNL_ARG_WORKSPACE, ws_md_}},
+                        tpd.scratchpad_desc());
+
+    dnnl::batch_normalization_forward::desc id(dnnl::prop_kind::forward_inference, x_md, eps,
+                                               flags | normalization_flags::use_global_stats);
+    auto ipd = DNNL_CALL(dnnl::batch_normalization_forward::primitive_desc(id, be.attr(), be.engine()));
+    infer_ = be.prepare(dnnl::batch_normalization_forward(ipd),
+                        {{DNNL_ARG_SRC, x_md}, {DNNL_ARG_SCALE, c_md}, {DNNL_ARG_SHIFT, c_md}, {DNNL_ARG_DST, x_md},
+                         {DNNL_ARG_MEAN, c_md}, {DNNL_ARG_VARIANCE, c_md}},
+                        ipd.scratchpad_desc());
+
+    dnnl::batch_normalization_backward::desc bd(dnnl::prop_kind::backward, x_md, x_md, eps, flags);
+    auto bpd = DNNL_CALL(dnnl::batch_normalization_backward::primitive_desc(bd, be.attr(), be.engine(), tpd));
+    bwd_ = be.prepare(dnnl::batch_normalization_backward(bpd),
+                      {{DNNL_ARG_SRC, x_md}, {DNNL_ARG_MEAN, c_md}, {DNNL_ARG_VARIANCE, c_md}, {DNNL_ARG_DIFF_DST, x_md},
+                       {DNNL_ARG_SCALE, c_md}, {DNNL_ARG_SHIFT, c_md}, {DNNL_ARG_WORKSPACE, ws_md_}, {DNNL_ARG_DIFF_SRC, x_md},
+                       {DNNL_ARG_DIFF_SCALE, c_md}, {DNNL_ARG_DIFF_SHIFT, c_md}},
+                      bpd.scratchpad_desc());
+  }
+
+  void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
+                        Tensor& var) override {
+    be_.run(train_, {{DNNL_ARG_SRC, x.data()}, {DNNL_ARG_SCALE, gamma.data()}, {DNNL_ARG_SHIFT, beta.data()},
+                     {DNNL_ARG_DST, y.data()}, {DNNL_ARG_MEAN, mean.data()}, {DNNL_ARG_VARIANCE, var.data()},
+                     {DNNL_ARG_WORKSPACE, ws_ptr()}});
+  }
+
+  void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                         const Tensor& var, Tensor& y) override {
+    be_.run(infer_, {{DNNL_ARG_SRC, x.data()}, {DNNL_ARG_SCALE, gamma.data()}, {DNNL_ARG_SHIFT, beta.data()},
+                     {DNNL_ARG_MEAN, mean.data()}, {DNNL_ARG_VARIANCE, var.data()}, {DNNL_ARG_DST, y.data()}});
+  }
+
+  void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta) override {
+    // oneDNN 2.x expects the shift among backward's inputs even though the
+    // gradient does not depend on it.
+    be_.run(bwd_, {{DNNL_ARG_SRC, x.data()}, {DNNL_ARG_MEAN, mean.data()}, {DNNL_ARG_VARIANCE, var.data()},
+                   {DNNL_ARG_DIFF_DST, dy.data()}, {DNNL_ARG_SCALE, gamma.data()}, {DNNL_ARG_SHIFT, beta.data()},
+                   {DNNL_ARG_WORKSPACE, ws_ptr()}, {DNNL_ARG_DIFF_SRC, dx.data()}, {DNNL_ARG_DIFF_SCALE, dgamma.data()},
+                   {DNNL_ARG_DIFF_SHIFT, dbeta.data()}});
+  }
+
+ private:
+  const void* ws_ptr() const { return has_ws_ ? ws_.data() : nullptr; }
+  CpuBackend& be_;
+  dnnl::memory::desc ws_md_;
+  bool has_ws_ = false;
+  Tensor ws_;
+  DnnlExec train_, infer_, bwd_;
+};
+
+}  // namespace
+
+std::unique_ptr<BatchNormKernel> CpuBackend::make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu) {
+  return std::make_unique<CpuBatchNorm>(*this, s, l, eps, fuse_relu);
+}
+
+}  // namespace rn

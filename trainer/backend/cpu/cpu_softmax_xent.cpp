@@ -1,0 +1,40 @@
+// Softmax cross-entropy on the host (logits are small: N x classes).
+#include <cmath>
+
+#include "trainer/backend/cpu/cpu_backend.h"
+
+namespace rn {
+
+LossResult CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
+                                             Tensor& dlogits) {
+  RN_CHECK(logits.shape().rank() == 2 && logits.shape() == dlogits.shape(), "loss shapes " + logits.shape().str());
+  const int64_t n = logits.shape()[0], k = logits.shape()[1];
+  const float* z = logits.data();
+  float* dz = dlogits.data();
+  double total = 0;
+  int64_t correct = 0;
+  // Sequential over samples in a fixed order: the loss is bit-reproducible.
+  for (int64_t i = 0; i < n; ++i) {
+    const float* zi = z + i * k;
+    const int32_t label = labels[i];
+    RN_CHECK(label >= 0 && label < k, "label " + std::to_string(label) + " outside [0, " + std::to_string(k) + ")");
+    int64_t arg = 0;
+    for (int64_t j = 1; j < k; ++j) if (zi[j] > zi[arg]) arg = j;
+    correct += arg == label;
+    const double zmax = zi[arg];
+    double sum = 0;
+    for (int64_t j = 0; j < k; ++j) sum += std::exp(double(zi[j]) - zmax);
+    const double log_sum = std::log(sum) + zmax;
+    double loss = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const double target = (j == label ? 1.0 - smoothing : 0.0) + smoothing / double(k);
+      const double logp = double(zi[j]) - log_sum;
+      loss -= target * logp;
+      dz[i * k + j] = static_cast<float>((std::exp(logp) - target) / double(n));
+    }
+    total += loss;
+  }
+  return {total / double(n), correct};
+}
+
+}  // namespace rn

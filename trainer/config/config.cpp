@@ -1,0 +1,776 @@
+#include "trainer/config/config.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "trainer/core/error.h"
+#include "trainer/model/arch.h"
+
+#ifndef RN_VERSION
+#define RN_VERSION "unknown"
+#endif
+
+namespace rn {
+namespace {
+
+namespace po = boost::program_options;
+
+[[noreturn]] void fail(const std::string& msg) { throw UserError("config error: " + msg); }
+
+constexpr const char* kProgram = "resnet-train";
+constexpr const char* kSeeHelp = "run 'resnet-train --help' for every option";
+
+// ---------------------------------------------------------------------------
+// Value conversion. `where` says where the value came from, for messages.
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+template <class T>
+const char* int_type_name() {
+  if constexpr (std::is_same_v<T, int>)
+    return "an integer";
+  else if constexpr (std::is_unsigned_v<T>)
+    return "a non-negative integer";
+  else
+    return "an integer";
+}
+
+template <class T>
+T parse_integer(const std::string& key, const std::string& raw, const std::string& where) {
+  std::string s = trim(raw);
+  if (!s.empty() && s[0] == '+') s.erase(0, 1);
+  T v{};
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  auto [p, ec] = std::from_chars(b, e, v);
+  if (ec == std::errc::result_out_of_range) {
+    fail(fmt::format("{} = '{}' ({}) is out of range; expected {} between {} and {}.", key, raw,
+                     where, int_type_name<T>(), std::numeric_limits<T>::min(),
+                     std::numeric_limits<T>::max()));
+  }
+  if (s.empty() || ec != std::errc() || p != e) {
+    fail(fmt::format("{} = '{}' ({}) is not {}; expected a whole number{}.", key, raw, where,
+                     int_type_name<T>(), std::is_unsigned_v<T> ? " >= 0" : ""));
+  }
+  return v;
+}
+
+double parse_double(const std::string& key, const std::string& raw, const std::string& where) {
+  std::string s = trim(raw);
+  if (!s.empty() && s[0] == '+') s.erase(0, 1);
+  double v = 0;
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  auto [p, ec] = std::from_chars(b, e, v, std::chars_format::general);
+  if (s.empty() || ec != std::errc() || p != e || !std::isfinite(v)) {
+    fail(
+        fmt::format("{} = '{}' ({}) is not a number; expected a finite number such as 0.1 or "
+                    "1e-4.",
+                    key, raw, where));
+  }
+  return v;
+}
+
+bool parse_bool(const std::string& key, const std::string& raw, const std::string& where) {
+  const std::string s = lower(trim(raw));
+  if (s == "true" || s == "1" || s == "yes") return true;
+  if (s == "false" || s == "0" || s == "no") return false;
+  fail(fmt::format("{} = '{}' ({}) is not a boolean; allowed: true, false, 1, 0, yes, no.", key,
+                   raw, where));
+}
+
+std::vector<double> parse_list(const std::string& key, const std::string& raw,
+                               const std::string& where) {
+  std::vector<double> out;
+  const std::string s = trim(raw);
+  if (s.empty()) return out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (trim(item).empty()) {
+      fail(
+          fmt::format("{} = '{}' ({}) has an empty element; expected a comma-separated list of "
+                      "numbers such as '30, 60, 80' (or nothing for an empty list).",
+                      key, raw, where));
+    }
+    out.push_back(parse_double(key, item, where));
+  }
+  if (s.back() == ',') {
+    fail(
+        fmt::format("{} = '{}' ({}) ends with a comma; expected a comma-separated list of "
+                    "numbers such as '30, 60, 80'.",
+                    key, raw, where));
+  }
+  return out;
+}
+
+std::string format_double(double v) { return fmt::format("{}", v); }
+
+std::string format_list(const std::vector<double>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ", ";
+    s += format_double(v[i]);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// The option table: one row per INI key, used for parsing, help, to_ini and
+// suggestions.
+
+struct OptionSpec {
+  std::string section;
+  std::string key;
+  std::string metavar;  // INT, FLOAT, BOOL, STRING, LIST
+  std::string help;
+  std::function<void(Config&, const std::string& full, const std::string& value,
+                     const std::string& where)>
+      set;
+  std::function<std::string(const Config&)> get;
+  std::string full() const { return section + "." + key; }
+  bool is_bool() const { return metavar == "BOOL"; }
+};
+
+template <class T, class Field>
+OptionSpec make(const char* section, const char* key, const char* metavar, const char* help,
+                Field field) {
+  OptionSpec o;
+  o.section = section;
+  o.key = key;
+  o.metavar = metavar;
+  o.help = help;
+  o.set = [field](Config& c, const std::string& full, const std::string& v,
+                  const std::string& where) {
+    T& dst = field(c);
+    if constexpr (std::is_same_v<T, std::string>)
+      dst = trim(v);
+    else if constexpr (std::is_same_v<T, bool>)
+      dst = parse_bool(full, v, where);
+    else if constexpr (std::is_same_v<T, double>)
+      dst = parse_double(full, v, where);
+    else if constexpr (std::is_same_v<T, std::vector<double>>)
+      dst = parse_list(full, v, where);
+    else
+      dst = parse_integer<T>(full, v, where);
+  };
+  o.get = [field](const Config& c) -> std::string {
+    const T& v = field(const_cast<Config&>(c));
+    if constexpr (std::is_same_v<T, std::string>)
+      return v;
+    else if constexpr (std::is_same_v<T, bool>)
+      return v ? "true" : "false";
+    else if constexpr (std::is_same_v<T, double>)
+      return format_double(v);
+    else if constexpr (std::is_same_v<T, std::vector<double>>)
+      return format_list(v);
+    else
+      return fmt::format("{}", v);
+  };
+  return o;
+}
+
+#define RN_FIELD(path) \
+  [](Config & c) -> auto& { return c.path; }
+
+const std::vector<OptionSpec>& options() {
+  static const std::vector<OptionSpec> table = {
+      // [model]
+      make<std::string>("model", "arch", "NAME",
+                        "architecture: resnet18|34|50|101|152, plain18|34, cifar-resnetN, "
+                        "cifar-plainN (N = 6n+2 >= 8, e.g. 20, 32, 44, 56, 110, 1202)",
+                        RN_FIELD(model.arch)),
+      make<int>("model", "num_classes", "INT", "classes of the final layer (>= 2)",
+                RN_FIELD(model.num_classes)),
+      make<std::string>("model", "shortcut", "STRING",
+                        "shortcut where the shape changes: auto (the arch's own) | A (identity + "
+                        "zero padding) | B (1x1 projection) | none (plain net)",
+                        RN_FIELD(model.shortcut)),
+      make<bool>("model", "zero_init_residual", "BOOL",
+                 "start each residual branch's last BN scale at 0",
+                 RN_FIELD(model.zero_init_residual)),
+      // [data]
+      make<std::string>("data", "source", "STRING",
+                        "training data: synthetic (generated from train.seed) | hdf5 (converter "
+                        "shards under data.path)",
+                        RN_FIELD(data.source)),
+      make<std::string>("data", "path", "PATH",
+                        "directory of the HDF5 shards; required when data.source = hdf5",
+                        RN_FIELD(data.path)),
+      make<int>("data", "image_size", "INT",
+                "input side in pixels (>= 8; >= 32 for the ImageNet archs)",
+                RN_FIELD(data.image_size)),
+      make<int64_t>("data", "synthetic_samples", "INT",
+                    "images per synthetic training epoch (>= 1)", RN_FIELD(data.synthetic_samples)),
+      make<double>("data", "synthetic_noise", "FLOAT",
+                   "noise std-dev of synthetic images (>= 0; larger is harder)",
+                   RN_FIELD(data.synthetic_noise)),
+      make<int64_t>("data", "val_samples", "INT", "images per validation pass (>= 0; 0: none)",
+                    RN_FIELD(data.val_samples)),
+      // [optim]
+      make<double>("optim", "lr", "FLOAT",
+                   "base learning rate (> 0), before linear scaling and warm-up",
+                   RN_FIELD(optim.lr)),
+      make<double>("optim", "momentum", "FLOAT", "SGD momentum, in [0, 1)",
+                   RN_FIELD(optim.momentum)),
+      make<bool>("optim", "nesterov", "BOOL", "Nesterov momentum (needs momentum > 0)",
+                 RN_FIELD(optim.nesterov)),
+      make<double>("optim", "weight_decay", "FLOAT", "L2 weight decay (>= 0)",
+                   RN_FIELD(optim.weight_decay)),
+      make<bool>("optim", "no_decay_bn_bias", "BOOL",
+                 "exempt BN parameters and biases from weight decay",
+                 RN_FIELD(optim.no_decay_bn_bias)),
+      make<std::string>("optim", "schedule", "STRING",
+                        "lr schedule: constant | step | multistep | cosine",
+                        RN_FIELD(optim.schedule)),
+      make<std::vector<double>>("optim", "milestones", "LIST",
+                                "multistep: epochs at which lr *= gamma, comma-separated and "
+                                "strictly increasing, e.g. '30, 60' (empty: never)",
+                                RN_FIELD(optim.milestones)),
+      make<double>("optim", "step_epochs", "FLOAT",
+                   "step: lr *= gamma every this many epochs (> 0)", RN_FIELD(optim.step_epochs)),
+      make<double>("optim", "gamma", "FLOAT", "step/multistep decay factor, in (0, 1]",
+                   RN_FIELD(optim.gamma)),
+      make<double>("optim", "min_lr", "FLOAT", "cosine: final learning rate (>= 0)",
+                   RN_FIELD(optim.min_lr)),
+      make<double>("optim", "warmup_epochs", "FLOAT",
+                   "linear warm-up length in epochs (>= 0; 0: none)",
+                   RN_FIELD(optim.warmup_epochs)),
+      make<double>("optim", "warmup_start_factor", "FLOAT",
+                   "warm-up starts at this fraction of the lr, in (0, 1]",
+                   RN_FIELD(optim.warmup_start_factor)),
+      make<bool>("optim", "linear_scaling", "BOOL",
+                 "lr *= global batch / optim.base_batch (Goyal et al. 2017)",
+                 RN_FIELD(optim.linear_scaling)),
+      make<int>("optim", "base_batch", "INT", "reference global batch of linear scaling (>= 1)",
+                RN_FIELD(optim.base_batch)),
+      make<double>("optim", "label_smoothing", "FLOAT", "label smoothing epsilon, in [0, 1)",
+                   RN_FIELD(optim.label_smoothing)),
+      // [train]
+      make<int>("train", "batch_size", "INT", "images per rank per step (>= 1)",
+                RN_FIELD(train.batch_size)),
+      make<double>("train", "epochs", "FLOAT",
+                   "training length in epochs (> 0 unless train.max_steps > 0)",
+                   RN_FIELD(train.epochs)),
+      make<int64_t>("train", "max_steps", "INT",
+                    "stop after this many steps (>= 0; 0: train.epochs decides)",
+                    RN_FIELD(train.max_steps)),
+      make<int>("train", "log_every", "INT", "log every this many steps (>= 1)",
+                RN_FIELD(train.log_every)),
+      make<int>("train", "eval_every_epochs", "INT", "validate every this many epochs (>= 1)",
+                RN_FIELD(train.eval_every_epochs)),
+      make<uint64_t>("train", "seed", "INT",
+                     "seed of initialisation, data order and synthetic data", RN_FIELD(train.seed)),
+      make<int>("train", "threads", "INT", "OpenMP threads per rank (>= 0; 0: OpenMP default)",
+                RN_FIELD(train.threads)),
+      make<std::string>("train", "output_dir", "PATH",
+                        "directory for logs, the effective config and checkpoints",
+                        RN_FIELD(train.output_dir)),
+  };
+  return table;
+}
+
+#undef RN_FIELD
+
+const std::vector<std::string>& sections() {
+  static const std::vector<std::string> s = {"model", "data", "optim", "train"};
+  return s;
+}
+
+struct CliFlag {
+  const char* name;
+  const char* usage;
+  const char* help;
+};
+const std::vector<CliFlag>& cli_flags() {
+  static const std::vector<CliFlag> f = {
+      {"config", "--config FILE",
+       "INI config file (e.g. configs/resnet50.cfg); omitted: built-in defaults"},
+      {"summary", "--summary", "print the architecture table of the configured model and exit"},
+      {"help", "-h [ --help ]", "print this help and exit"},
+      {"version", "--version", "print the version and exit"},
+  };
+  return f;
+}
+
+// ---------------------------------------------------------------------------
+// Suggestions: optimal string alignment distance (Levenshtein + transposition).
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  const size_t n = a.size(), m = b.size();
+  std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));
+  for (size_t i = 0; i <= n; ++i) d[i][0] = i;
+  for (size_t j = 0; j <= m; ++j) d[0][j] = j;
+  for (size_t i = 1; i <= n; ++i) {
+    for (size_t j = 1; j <= m; ++j) {
+      const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[n][m];
+}
+
+// The candidate closest to `name`, or "" when none is plausibly meant. A name
+// without a section also matches a candidate's key part ("lr" -> "optim.lr"),
+// and a known key under the wrong section is always found.
+std::string closest(const std::string& name_in, const std::vector<std::string>& candidates) {
+  const std::string name = lower(name_in);
+  const auto dot = name.find('.');
+  const std::string name_key = dot == std::string::npos ? name : name.substr(dot + 1);
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (const auto& c : candidates) {
+    const auto cdot = c.find('.');
+    const std::string ckey = cdot == std::string::npos ? c : c.substr(cdot + 1);
+    size_t d = edit_distance(name, c);
+    if (cdot != std::string::npos) {
+      // Same key, other (or no) section: a strong hint.
+      if (name_key == ckey)
+        d = std::min<size_t>(d, 1);
+      else if (dot == std::string::npos)
+        d = std::min(d, edit_distance(name, ckey) + 1);
+    }
+    if (d < best_d) best_d = d, best = c;
+  }
+  const size_t limit = std::max<size_t>(2, name.size() / 3);
+  return best_d <= limit ? best : "";
+}
+
+std::vector<std::string> all_keys() {
+  std::vector<std::string> k;
+  for (const auto& o : options()) k.push_back(o.full());
+  return k;
+}
+
+[[noreturn]] void unknown_key(const std::string& name, const std::string& where, bool cli) {
+  std::vector<std::string> cands = all_keys();
+  if (cli)
+    for (const auto& f : cli_flags()) cands.push_back(f.name);
+  const std::string best = closest(name, cands);
+  const std::string shown = cli ? (name.rfind('-', 0) == 0 ? name : "--" + name) : name;
+  std::string msg;
+  if (cli) {
+    msg = fmt::format("unknown option '{}' on the {}", shown, where);
+  } else {
+    msg = fmt::format("unknown key '{}' in {}", shown, where);
+  }
+  if (!best.empty()) {
+    msg += fmt::format("; did you mean '{}{}'?", cli ? "--" : "", best);
+  } else {
+    msg += ".";
+  }
+  if (cli)
+    msg +=
+        " Options are --config FILE, --summary, --help, --version and --section.key=VALUE for "
+        "the keys of [model], [data], [optim] and [train]; ";
+  else
+    msg += " Keys are written 'key = value' under [model], [data], [optim] or [train]; ";
+  msg += kSeeHelp + std::string(".");
+  fail(msg);
+}
+
+void check_no_unknowns(const po::parsed_options& parsed, const std::string& where, bool cli) {
+  for (const auto& o : parsed.options) {
+    if (o.position_key >= 0 || (cli && o.string_key.empty())) {
+      const std::string tok = o.original_tokens.empty() ? "" : o.original_tokens.front();
+      fail(
+          fmt::format("unexpected argument '{}' on the command line; {} takes no positional "
+                      "arguments. Give a config file with --config FILE and override keys with "
+                      "--section.key=VALUE (e.g. --optim.lr=0.1); {}.",
+                      tok, kProgram, kSeeHelp));
+    }
+    if (o.unregistered) unknown_key(o.string_key, where, cli);
+  }
+}
+
+std::string describe_po_error(const po::error& e) { return e.what(); }
+
+void add_config_options(po::options_description& d) {
+  for (const auto& o : options()) {
+    if (o.is_bool())
+      d.add_options()(o.full().c_str(), po::value<std::string>()->implicit_value("true"),
+                      o.help.c_str());
+    else
+      d.add_options()(o.full().c_str(), po::value<std::string>(), o.help.c_str());
+  }
+}
+
+void add_cli_options(po::options_description& d) {
+  d.add_options()("config", po::value<std::string>(), "config file")(
+      "summary", po::bool_switch(), "summary")("help,h", po::bool_switch(), "help")(
+      "version", po::bool_switch(), "version");
+}
+
+std::string quote_list(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s;
+}
+
+void check_one_of(const char* key, const std::string& v, const std::vector<std::string>& allowed) {
+  if (std::find(allowed.begin(), allowed.end(), v) != allowed.end()) return;
+  const std::string best = closest(v, allowed);
+  fail(fmt::format("{} = '{}' is not allowed; allowed: {}{}.", key, v, quote_list(allowed),
+                   best.empty() ? "" : fmt::format(" (did you mean '{}'?)", best)));
+}
+
+void check_ini_string(const char* key, const std::string& v) {
+  if (v.find('#') != std::string::npos || v.find('\n') != std::string::npos ||
+      v.find('\r') != std::string::npos || trim(v) != v) {
+    fail(
+        fmt::format("{} = '{}' cannot be written to the run's INI record; allowed: text without "
+                    "'#', line breaks, or leading/trailing spaces.",
+                    key, v));
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+std::vector<std::string> config_keys() { return all_keys(); }
+
+std::string help_text() {
+  const Config def;
+  std::string s;
+  s += fmt::format("{} {}: trains ResNets (He et al. 2016) on one or many ranks.\n\n", kProgram,
+                   RN_VERSION);
+  s += "Usage:\n";
+  s += "  resnet-train [--config FILE] [--section.key=VALUE ...]            train\n";
+  s += "  resnet-train [--config FILE] [--section.key=VALUE ...] --summary  print the model and "
+       "exit\n";
+  s += "  resnet-train --help | --version\n\n";
+  s += "Values come from the command line, else the config file, else the built-in defaults\n"
+       "below (a small synthetic demo). In the file write 'key = value' under [model], [data],\n"
+       "[optim] or [train]; on the command line --section.key=VALUE. Booleans: true/false,\n"
+       "1/0, yes/no. Lists: comma-separated numbers. '#' starts a comment in the file.\n"
+       "Epochs may be fractional; batch sizes are images per rank.\n\n";
+  s += "General options:\n";
+  for (const auto& f : cli_flags()) s += fmt::format("  {:<40} {}\n", f.usage, f.help);
+  for (const auto& sec : sections()) {
+    s += fmt::format("\n[{}] options:\n", sec);
+    for (const auto& o : options()) {
+      if (o.section != sec) continue;
+      std::string dv = o.get(def);
+      if (dv.empty()) dv = "(empty)";
+      s += fmt::format("  {:<40} default: {}\n", fmt::format("--{}={}", o.full(), o.metavar), dv);
+      s += fmt::format("      {}\n", o.help);
+    }
+  }
+  return s;
+}
+
+namespace {
+
+// program_options rejects `--key=` (an empty value after '='), but an empty
+// value is meaningful (`--optim.milestones=` clears the list), so such tokens
+// are given this stand-in value before parsing and mapped back afterwards.
+constexpr const char* kEmptyValue = "\x01rn-empty\x01";
+
+std::string unwrap(const std::string& v) { return v == kEmptyValue ? std::string() : v; }
+
+}  // namespace
+
+CliRequest parse_command_line(int argc, const char* const* argv) {
+  CliRequest req;
+
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' && a.find('=') == a.size() - 1)
+      a += kEmptyValue;
+    args.push_back(std::move(a));
+  }
+
+  po::options_description config_desc;
+  add_config_options(config_desc);
+  po::options_description all_desc;
+  add_cli_options(all_desc);
+  all_desc.add(config_desc);
+
+  // 1. Command line. Prefix guessing is off so that a misspelled key is
+  // reported rather than silently matched to some other key.
+  po::parsed_options cli_parsed(&all_desc);
+  try {
+    const int style =
+        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    cli_parsed =
+        po::command_line_parser(args).options(all_desc).style(style).allow_unregistered().run();
+  } catch (const po::invalid_command_line_syntax& e) {
+    if (e.kind() == po::invalid_command_line_syntax::missing_parameter) {
+      const std::string opt = e.get_option_name();
+      fail(fmt::format("option '{}' on the command line has no value; write {}=VALUE ({}).", opt,
+                       opt, kSeeHelp));
+    }
+    fail(fmt::format("bad command line: {}; {}.", describe_po_error(e), kSeeHelp));
+  } catch (const po::error& e) {
+    fail(fmt::format("bad command line: {}; {}.", describe_po_error(e), kSeeHelp));
+  }
+
+  // --help and --version answer at once, whatever else is on the line.
+  for (const auto& o : cli_parsed.options) {
+    if (o.string_key == "help") {
+      req.action = CliAction::kHelp;
+      req.help_text = help_text();
+      return req;
+    }
+  }
+  for (const auto& o : cli_parsed.options) {
+    if (o.string_key == "version") {
+      req.action = CliAction::kVersion;
+      req.help_text = fmt::format("{} {}", kProgram, RN_VERSION);
+      return req;
+    }
+  }
+
+  check_no_unknowns(cli_parsed, "command line", /*cli=*/true);
+  std::set<std::string> from_cli;
+  for (const auto& o : cli_parsed.options) {
+    from_cli.insert(o.string_key);
+    // `--optim.lr --summary`: program_options takes the next option as the value.
+    if (o.original_tokens.size() == 2 && !o.value.empty() && o.value[0].rfind("--", 0) == 0) {
+      fail(
+          fmt::format("option '--{}' on the command line has no value (the next argument '{}' "
+                      "is an option); write --{}=VALUE ({}).",
+                      o.string_key, o.value[0], o.string_key, kSeeHelp));
+    }
+  }
+
+  po::variables_map vm;
+  try {
+    po::store(cli_parsed, vm);
+  } catch (const po::multiple_occurrences& e) {
+    fail(
+        fmt::format("option '{}' is given more than once on the command line; give each key "
+                    "once.",
+                    e.get_option_name()));
+  } catch (const po::error& e) {
+    fail(fmt::format("bad command line: {}; {}.", describe_po_error(e), kSeeHelp));
+  }
+
+  // 2. Config file: stored after the command line, so command-line values win
+  // (program_options keeps the first stored value of each key).
+  std::string file_where;
+  if (vm.count("config")) {
+    const std::string path = unwrap(vm["config"].as<std::string>());
+    req.config.config_file = path;
+    file_where = fmt::format("config file '{}'", path);
+    std::error_code ec;
+    if (path.empty()) fail("--config was given an empty path; allowed: the path of an INI file.");
+    if (std::filesystem::is_directory(path, ec)) {
+      fail(
+          fmt::format("cannot read config file '{}': it is a directory; --config needs an INI "
+                      "file such as configs/resnet50.cfg.",
+                      path));
+    }
+    std::ifstream in(path);
+    if (!in) {
+      const int err = errno;
+      fail(
+          fmt::format("cannot read config file '{}': {}; --config needs a readable INI file "
+                      "such as configs/resnet50.cfg.",
+                      path, err ? std::strerror(err) : "open failed"));
+    }
+    po::parsed_options file_parsed(&config_desc);
+    try {
+      file_parsed = po::parse_config_file(in, config_desc, /*allow_unregistered=*/true);
+    } catch (const po::error& e) {
+      fail(
+          fmt::format("{} is not valid INI: {}; expected 'key = value' lines under [model], "
+                      "[data], [optim] or [train] sections.",
+                      file_where, describe_po_error(e)));
+    }
+    if (in.bad()) fail(fmt::format("cannot read {}: read error.", file_where));
+    check_no_unknowns(file_parsed, file_where, /*cli=*/false);
+    try {
+      po::store(file_parsed, vm);
+    } catch (const po::multiple_occurrences& e) {
+      std::string name = e.get_option_name();
+      if (name.rfind("--", 0) == 0) name.erase(0, 2);
+      fail(fmt::format("key '{}' is set more than once in {}; set each key once.", name,
+                       file_where));
+    } catch (const po::error& e) {
+      fail(fmt::format("{}: {}.", file_where, describe_po_error(e)));
+    }
+  }
+  po::notify(vm);
+
+  // 3. Apply, converting types with messages that name the key and origin.
+  for (const auto& o : options()) {
+    const std::string full = o.full();
+    if (!vm.count(full)) continue;
+    const std::string where = from_cli.count(full) ? "command line" : file_where;
+    o.set(req.config, full, unwrap(vm[full].as<std::string>()), where);
+    req.given_keys.insert(full);
+  }
+
+  if (vm.count("summary") && vm["summary"].as<bool>()) req.action = CliAction::kSummary;
+  validate(req.config);
+  return req;
+}
+
+void validate(const Config& c) {
+  // [model]
+  ArchSpec spec;
+  if (!lookup_arch(c.model.arch, &spec)) {
+    const std::string best = closest(c.model.arch, known_arch_names());
+    fail(
+        fmt::format("model.arch = '{}' is not a known architecture; allowed: {}, or any "
+                    "cifar-resnetN / cifar-plainN with N = 6n+2 >= 8 (8, 14, 20, 26, ...){}",
+                    c.model.arch, quote_list(known_arch_names()),
+                    best.empty() ? "." : fmt::format("; did you mean '{}'?", best)));
+  }
+  if (c.model.num_classes < 2)
+    fail(fmt::format("model.num_classes = {} is out of range; must be >= 2.", c.model.num_classes));
+  check_one_of("model.shortcut", c.model.shortcut, {"auto", "A", "B", "none"});
+  if (spec.shortcut == ShortcutType::kNone &&
+      (c.model.shortcut == "A" || c.model.shortcut == "B")) {
+    fail(
+        fmt::format("model.shortcut = '{}' contradicts model.arch = '{}', a plain network; "
+                    "allowed for plain archs: auto, none (use the resnet arch of the same "
+                    "depth for shortcuts).",
+                    c.model.shortcut, c.model.arch));
+  }
+
+  // [data]
+  check_one_of("data.source", c.data.source, {"synthetic", "hdf5"});
+  if (c.data.source == "hdf5" && c.data.path.empty()) {
+    fail(
+        "data.path is empty but data.source = hdf5 needs it; allowed: the directory of the "
+        "converter's HDF5 shards (or set data.source = synthetic).");
+  }
+  check_ini_string("data.path", c.data.path);
+  const int min_size = spec.imagenet_stem ? 32 : 8;
+  if (c.data.image_size < min_size) {
+    fail(
+        fmt::format("data.image_size = {} is out of range for model.arch = '{}'; must be >= {} "
+                    "(>= 8 for cifar-* archs, >= 32 for the ImageNet archs).",
+                    c.data.image_size, c.model.arch, min_size));
+  }
+  if (c.data.synthetic_samples < 1)
+    fail(fmt::format("data.synthetic_samples = {} is out of range; must be >= 1.",
+                     c.data.synthetic_samples));
+  if (c.data.synthetic_noise < 0)
+    fail(fmt::format("data.synthetic_noise = {} is out of range; must be >= 0.",
+                     format_double(c.data.synthetic_noise)));
+  if (c.data.val_samples < 0)
+    fail(fmt::format("data.val_samples = {} is out of range; must be >= 0 (0: no validation).",
+                     c.data.val_samples));
+
+  // [optim]
+  const auto& o = c.optim;
+  if (!(o.lr > 0))
+    fail(fmt::format("optim.lr = {} is out of range; must be > 0.", format_double(o.lr)));
+  if (!(o.momentum >= 0 && o.momentum < 1))
+    fail(fmt::format("optim.momentum = {} is out of range; must be in [0, 1).",
+                     format_double(o.momentum)));
+  if (o.nesterov && o.momentum == 0)
+    fail(
+        "optim.nesterov = true needs momentum, but optim.momentum = 0; allowed: "
+        "optim.momentum in (0, 1) with nesterov, or optim.nesterov = false.");
+  if (!(o.weight_decay >= 0))
+    fail(fmt::format("optim.weight_decay = {} is out of range; must be >= 0.",
+                     format_double(o.weight_decay)));
+  check_one_of("optim.schedule", o.schedule, {"constant", "step", "multistep", "cosine"});
+  for (size_t i = 0; i < o.milestones.size(); ++i) {
+    if (o.milestones[i] < 0 || (i > 0 && !(o.milestones[i] > o.milestones[i - 1]))) {
+      fail(
+          fmt::format("optim.milestones = '{}' is not allowed; must be epochs >= 0 in strictly "
+                      "increasing order, e.g. '30, 60, 80'.",
+                      format_list(o.milestones)));
+    }
+  }
+  if (!(o.step_epochs > 0))
+    fail(fmt::format("optim.step_epochs = {} is out of range; must be > 0.",
+                     format_double(o.step_epochs)));
+  if (!(o.gamma > 0 && o.gamma <= 1))
+    fail(fmt::format("optim.gamma = {} is out of range; must be in (0, 1].",
+                     format_double(o.gamma)));
+  if (!(o.min_lr >= 0))
+    fail(fmt::format("optim.min_lr = {} is out of range; must be >= 0.", format_double(o.min_lr)));
+  if (!(o.warmup_epochs >= 0))
+    fail(fmt::format("optim.warmup_epochs = {} is out of range; must be >= 0 (0: no warm-up).",
+                     format_double(o.warmup_epochs)));
+  if (!(o.warmup_start_factor > 0 && o.warmup_start_factor <= 1))
+    fail(fmt::format("optim.warmup_start_factor = {} is out of range; must be in (0, 1].",
+                     format_double(o.warmup_start_factor)));
+  if (o.base_batch < 1)
+    fail(fmt::format("optim.base_batch = {} is out of range; must be >= 1.", o.base_batch));
+  if (!(o.label_smoothing >= 0 && o.label_smoothing < 1))
+    fail(fmt::format("optim.label_smoothing = {} is out of range; must be in [0, 1).",
+                     format_double(o.label_smoothing)));
+
+  // [train]
+  const auto& t = c.train;
+  if (t.batch_size < 1)
+    fail(fmt::format("train.batch_size = {} is out of range; must be >= 1 (images per rank).",
+                     t.batch_size));
+  if (t.max_steps < 0)
+    fail(
+        fmt::format("train.max_steps = {} is out of range; must be >= 0 (0: train.epochs "
+                    "decides).",
+                    t.max_steps));
+  if (!(t.epochs >= 0) || (t.epochs == 0 && t.max_steps == 0))
+    fail(
+        fmt::format("train.epochs = {} is out of range; must be > 0 (or 0 with "
+                    "train.max_steps > 0).",
+                    format_double(t.epochs)));
+  if (t.log_every < 1)
+    fail(fmt::format("train.log_every = {} is out of range; must be >= 1 (steps).", t.log_every));
+  if (t.eval_every_epochs < 1)
+    fail(fmt::format("train.eval_every_epochs = {} is out of range; must be >= 1.",
+                     t.eval_every_epochs));
+  if (t.threads < 0)
+    fail(fmt::format("train.threads = {} is out of range; must be >= 0 (0: OpenMP default).",
+                     t.threads));
+  if (t.output_dir.empty())
+    fail("train.output_dir is empty; allowed: a directory path such as runs/demo.");
+  check_ini_string("train.output_dir", t.output_dir);
+}
+
+std::string to_ini(const Config& c) {
+  std::string s;
+  s += fmt::format("# Effective configuration of {} {}.\n", kProgram, RN_VERSION);
+  if (c.config_file.empty())
+    s += "# Built from the defaults and command-line overrides (no --config).\n";
+  else
+    s += fmt::format("# Built from --config {} and command-line overrides.\n", c.config_file);
+  s += "# Repeat the run with: resnet-train --config <this file>\n";
+  for (const auto& sec : sections()) {
+    s += fmt::format("\n[{}]\n", sec);
+    for (const auto& o : options())
+      if (o.section == sec) {
+        const std::string v = o.get(c);
+        s += v.empty() ? fmt::format("{} =\n", o.key) : fmt::format("{} = {}\n", o.key, v);
+      }
+  }
+  return s;
+}
+
+}  // namespace rn

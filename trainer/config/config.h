@@ -1,0 +1,178 @@
+// Configuration of resnet-train.
+//
+// A run is described by an INI file plus command-line overrides:
+//
+//   resnet-train --config configs/resnet50.cfg --optim.lr=0.2 --train.epochs=1
+//
+// Precedence (highest first): command line, config file, built-in defaults
+// (the member initialisers below). Every key is `section.key`; in the file it
+// is `key = value` under `[section]`, on the command line `--section.key=VALUE`
+// (or `--section.key VALUE`).
+//
+// Value syntax: numbers in C notation (0.1, 1e-4); booleans true/false, 1/0,
+// yes/no (on the command line a bare `--model.zero_init_residual` means
+// true); lists (optim.milestones) comma-separated, possibly empty. `#` starts
+// a comment in the file, so string values cannot contain it.
+//
+// Units: "epochs" are passes over data.synthetic_samples images (synthetic)
+// or over the training shards (hdf5) and may be fractional; "steps" are
+// optimizer updates; batch sizes are images per rank, so the global batch is
+// train.batch_size x world size.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace rn {
+
+struct ModelConfig {
+  // Architecture name: resnet18/34/50/101/152, plain18/34, cifar-resnetN or
+  // cifar-plainN with N = 6n+2 >= 8 (see trainer/model/arch.h).
+  std::string arch = "cifar-resnet20";
+  // Output classes of the final fully connected layer (>= 2).
+  int num_classes = 10;
+  // Shortcut where the shape changes: "auto" (the arch's own: A for
+  // cifar-resnet*, B for resnet*, none for plain*), "A" (strided identity +
+  // zero-padded channels), "B" (1x1 projection conv + BN), "none" (plain net;
+  // removes every shortcut). Plain archs accept only auto or none.
+  std::string shortcut = "auto";
+  // Initialise the last BN gamma of each residual branch to 0 (Goyal et al.
+  // 2017), so every block starts as the identity.
+  bool zero_init_residual = false;
+
+  friend bool operator==(const ModelConfig&, const ModelConfig&) = default;
+};
+
+struct DataConfig {
+  // "synthetic" (generated in memory from train.seed) or "hdf5" (shards
+  // written by the dataset converter, found under `path`).
+  std::string source = "synthetic";
+  // Directory (or file) of the HDF5 shards; required when source = hdf5.
+  // Relative paths are relative to the working directory.
+  std::string path;
+  // Side of the square network input, in pixels (>= 8; >= 32 for the
+  // ImageNet archs, whose stem and stages downsample by 32).
+  int image_size = 32;
+  // Images per synthetic training epoch (>= 1).
+  int64_t synthetic_samples = 4096;
+  // Standard deviation of the noise in synthetic images (>= 0; larger is
+  // harder to learn).
+  double synthetic_noise = 0.5;
+  // Images evaluated per validation pass (0: no validation).
+  int64_t val_samples = 512;
+
+  friend bool operator==(const DataConfig&, const DataConfig&) = default;
+};
+
+struct OptimConfig {
+  // Base learning rate (> 0), before linear scaling and warm-up.
+  double lr = 0.1;
+  // SGD momentum coefficient, in [0, 1).
+  double momentum = 0.9;
+  // Nesterov momentum (needs momentum > 0).
+  bool nesterov = false;
+  // L2 weight decay coefficient (>= 0).
+  double weight_decay = 1e-4;
+  // Exempt BN parameters and biases from weight decay.
+  bool no_decay_bn_bias = false;
+  // Learning-rate schedule: constant | step | multistep | cosine.
+  std::string schedule = "multistep";
+  // Epochs at which multistep multiplies the lr by gamma; strictly
+  // increasing, >= 0. Empty: the lr never decays.
+  std::vector<double> milestones;
+  // Period in epochs of the step schedule (> 0).
+  double step_epochs = 30;
+  // Decay factor of step and multistep, in (0, 1].
+  double gamma = 0.1;
+  // Floor of the cosine schedule (absolute lr, >= 0).
+  double min_lr = 0;
+  // Linear warm-up length in epochs (>= 0; 0: none). The lr ramps from
+  // warmup_start_factor x lr to lr.
+  double warmup_epochs = 0;
+  // Warm-up starting factor, in (0, 1].
+  double warmup_start_factor = 0.1;
+  // Goyal et al. linear scaling: lr *= global_batch / base_batch.
+  bool linear_scaling = false;
+  // Reference global batch of linear scaling, in images (>= 1).
+  int base_batch = 256;
+  // Label smoothing epsilon of the cross-entropy loss, in [0, 1).
+  double label_smoothing = 0;
+
+  friend bool operator==(const OptimConfig&, const OptimConfig&) = default;
+};
+
+struct TrainConfig {
+  // Images per rank per step (>= 1).
+  int batch_size = 64;
+  // Training length in epochs (> 0 unless max_steps > 0; may be fractional).
+  double epochs = 4;
+  // Stop after this many optimizer steps (>= 0; 0: epochs decide). When
+  // both are set, whichever comes first ends training.
+  int64_t max_steps = 0;
+  // Log training loss/throughput every this many steps (>= 1).
+  int log_every = 10;
+  // Validate every this many epochs (>= 1).
+  int eval_every_epochs = 1;
+  // Seed of weight initialisation, data order and synthetic data.
+  uint64_t seed = 1;
+  // OpenMP threads per rank (>= 0; 0: the OpenMP default).
+  int threads = 0;
+  // Directory for logs, the effective config and checkpoints.
+  std::string output_dir = "runs/demo";
+
+  friend bool operator==(const TrainConfig&, const TrainConfig&) = default;
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  OptimConfig optim;
+  TrainConfig train;
+  // Path given with --config ("" when none). Not an INI key.
+  std::string config_file;
+
+  friend bool operator==(const Config&, const Config&) = default;
+};
+
+enum class CliAction {
+  kTrain,    // run training with `config`
+  kSummary,  // --summary: print the architecture table of `config` and exit
+  kHelp,     // --help: print help_text and exit 0
+  kVersion,  // --version: print help_text (the version line) and exit 0
+};
+
+struct CliRequest {
+  CliAction action = CliAction::kTrain;
+  Config config;          // valid (validate() passed) for kTrain and kSummary
+  std::string help_text;  // usage + options for kHelp; "resnet-train X.Y.Z" for kVersion
+  // "section.key" of every option set in the config file or on the command
+  // line (the rest kept their built-in defaults).
+  std::set<std::string> given_keys;
+};
+
+// Parses argv (argv[0] is the program name). --help and --version return at
+// once without reading the config file. Otherwise reads --config (if given),
+// applies command-line overrides and calls validate(). Throws rn::UserError
+// with a one-paragraph message naming the key, where it came from and what is
+// allowed (unknown keys get a "did you mean" suggestion).
+CliRequest parse_command_line(int argc, const char* const* argv);
+
+// Checks ranges and cross-field rules; throws rn::UserError naming the key
+// and the allowed values. parse_command_line calls it.
+void validate(const Config& c);
+
+// The effective configuration as INI text with every key, so that
+// `resnet-train --config <that file>` re-parses to the same Config (except
+// config_file, which is recorded as a comment).
+std::string to_ini(const Config& c);
+
+// The usage text printed by --help (every option, its default, a line of
+// description, grouped by section).
+std::string help_text();
+
+// Every INI key as "section.key", in help/INI order.
+std::vector<std::string> config_keys();
+
+}  // namespace rn

@@ -1,0 +1,63 @@
+#include "trainer/core/tensor.h"
+
+#include "trainer/core/error.h"
+
+namespace rn {
+
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::kNCHW: return "nchw";
+    case Layout::kNCHW8c: return "nChw8c";
+    case Layout::kNCHW16c: return "nChw16c";
+    case Layout::kNC: return "nc";
+  }
+  return "?";
+}
+
+int64_t layout_channel_block(Layout l) {
+  switch (l) {
+    case Layout::kNCHW8c: return 8;
+    case Layout::kNCHW16c: return 16;
+    default: return 1;
+  }
+}
+
+Shape::Shape(std::initializer_list<int64_t> d) : Shape(std::vector<int64_t>(d)) {}
+
+Shape::Shape(const std::vector<int64_t>& d) {
+  RN_CHECK(d.size() <= kMaxRank, "tensors have at most 4 dimensions, got " + std::to_string(d.size()));
+  for (size_t i = 0; i < d.size(); ++i) dims_[i] = d[i];
+  rank_ = static_cast<int>(d.size());
+}
+
+int64_t Shape::numel() const {
+  int64_t n = 1;
+  for (auto d : *this) n *= d;
+  return n;
+}
+
+std::string Shape::str() const {
+  std::string s = "[";
+  for (int i = 0; i < rank_; ++i) s += (i ? ", " : "") + std::to_string(dims_[i]);
+  return s + "]";
+}
+
+Tensor::Tensor(Shape shape, Layout layout, std::shared_ptr<Buffer> buf, size_t offset_elems)
+    : shape_(std::move(shape)), layout_(layout), buf_(std::move(buf)), offset_(offset_elems) {
+  RN_CHECK(buf_ && (offset_ + static_cast<size_t>(shape_.numel())) * sizeof(float) <= buf_->bytes(),
+           "tensor " + shape_.str() + " does not fit its buffer");
+  RN_CHECK(layout_channel_block(layout_) == 1 || (shape_.rank() == 4 && shape_[1] % layout_channel_block(layout_) == 0),
+           std::string("layout ") + layout_name(layout_) + " needs channels divisible by its block, got " + shape_.str());
+}
+
+Tensor Tensor::view(Shape shape, Layout layout) const {
+  RN_CHECK(shape.numel() == numel(), "view " + shape.str() + " of " + shape_.str());
+  return Tensor(std::move(shape), layout, buf_, offset_);
+}
+
+Tensor Tensor::slice(size_t offset, Shape shape, Layout layout) const {
+  RN_CHECK(offset + static_cast<size_t>(shape.numel()) <= static_cast<size_t>(numel()), "slice out of range");
+  return Tensor(std::move(shape), layout, buf_, offset_ + offset);
+}
+
+}  // namespace rn

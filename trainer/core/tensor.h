@@ -1,0 +1,89 @@
+// Tensors: a shape, a memory layout and a buffer owned by a backend.
+//
+// Shapes are NCHW logical dimensions whatever the layout; sizes are element
+// counts (int64_t) and byte counts (size_t). A Tensor shares ownership of its
+// Buffer, so views (Tensor::view) keep the storage alive. Data are float32.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rn {
+
+// Physical arrangement of a 4-D activation or 2-D matrix.
+//  kNCHW    plain, W fastest (PyTorch's default, OIHW for weights)
+//  kNCHW8c  channel blocks of 8  (oneDNN nChw8c,  AVX2)
+//  kNCHW16c channel blocks of 16 (oneDNN nChw16c, AVX-512); C % 16 == 0
+//  kNC      2-D, row-major (logits, fully connected)
+enum class Layout { kNCHW, kNCHW8c, kNCHW16c, kNC };
+const char* layout_name(Layout l);
+// Channel block of a layout: 1 for plain, 8 or 16 for blocked.
+int64_t layout_channel_block(Layout l);
+
+// Up to 4 dimensions held inline, so copying a Shape (and a Tensor) never
+// touches the heap: tensors are passed around freely in the step loop.
+struct Shape {
+  static constexpr int kMaxRank = 4;
+  Shape() = default;
+  Shape(std::initializer_list<int64_t> d);
+  explicit Shape(const std::vector<int64_t>& d);
+  int64_t rank() const { return rank_; }
+  int64_t operator[](size_t i) const { return dims_[i]; }
+  const int64_t* begin() const { return dims_.data(); }
+  const int64_t* end() const { return dims_.data() + rank_; }
+  int64_t numel() const;
+  bool operator==(const Shape& o) const { return rank_ == o.rank_ && dims_ == o.dims_; }
+  bool operator<(const Shape& o) const { return rank_ != o.rank_ ? rank_ < o.rank_ : dims_ < o.dims_; }
+  std::vector<int64_t> vec() const { return {begin(), end()}; }
+  std::string str() const;  // "[8, 64, 56, 56]"
+
+ private:
+  std::array<int64_t, kMaxRank> dims_{};
+  int rank_ = 0;
+};
+
+// A contiguous block of memory, allocated and freed by a backend.
+class Buffer {
+ public:
+  Buffer(void* ptr, size_t bytes, void (*release)(void*)) : ptr_(ptr), bytes_(bytes), release_(release) {}
+  ~Buffer() { if (release_) release_(ptr_); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_;
+  size_t bytes_;
+  void (*release_)(void*);
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  Tensor(Shape shape, Layout layout, std::shared_ptr<Buffer> buf, size_t offset_elems = 0);
+
+  const Shape& shape() const { return shape_; }
+  Layout layout() const { return layout_; }
+  int64_t numel() const { return shape_.numel(); }
+  size_t bytes() const { return static_cast<size_t>(numel()) * sizeof(float); }
+  bool empty() const { return !buf_; }
+  float* data() const { return static_cast<float*>(buf_->data()) + offset_; }
+  // The same storage seen with another shape/layout of equal element count.
+  Tensor view(Shape shape, Layout layout) const;
+  // A window of `count` elements starting at element `offset` (flat views
+  // into parameter and gradient buffers).
+  Tensor slice(size_t offset, Shape shape, Layout layout) const;
+
+ private:
+  Shape shape_;
+  Layout layout_ = Layout::kNCHW;
+  std::shared_ptr<Buffer> buf_;
+  size_t offset_ = 0;
+};
+
+}  // namespace rn

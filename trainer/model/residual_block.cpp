@@ -1,0 +1,94 @@
+#include "trainer/model/residual_block.h"
+
+#include "trainer/core/error.h"
+
+namespace rn {
+
+ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& prefix, BlockType type, int64_t c_in,
+                             int64_t planes, int64_t stride, ShortcutType shortcut)
+    : be_(be), type_(type), shortcut_(shortcut), relu_(be) {
+  auto conv = [&](int i, int64_t ci, int64_t co, int64_t k, int64_t s) {
+    convs_.push_back(std::make_unique<Conv2d>(be, ps, prefix + ".conv" + std::to_string(i), ci, co, k, s, k / 2));
+  };
+  if (type == BlockType::kBasic) {
+    c_out_ = planes;
+    conv(1, c_in, planes, 3, stride);
+    conv(2, planes, planes, 3, 1);
+  } else {
+    c_out_ = planes * 4;
+    conv(1, c_in, planes, 1, 1);
+    conv(2, planes, planes, 3, stride);
+    conv(3, planes, c_out_, 1, 1);
+  }
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    const bool last = i + 1 == convs_.size();
+    bns_.push_back(std::make_unique<BatchNorm2d>(be, ps, prefix + ".bn" + std::to_string(i + 1), convs_[i]->c_out(),
+                                                 /*fuse_relu=*/!last));
+  }
+  const bool reshapes = stride != 1 || c_in != c_out_;
+  if (reshapes && shortcut == ShortcutType::kProjection) {
+    proj_conv_ = std::make_unique<Conv2d>(be, ps, prefix + ".downsample.0", c_in, c_out_, 1, stride, 0);
+    proj_bn_ = std::make_unique<BatchNorm2d>(be, ps, prefix + ".downsample.1", c_out_);
+  } else if (reshapes && shortcut == ShortcutType::kPadIdentity) {
+    pad_ = std::make_unique<ShortcutPad>(be, c_out_, stride);
+  }
+}
+
+std::string ResidualBlock::kind() const {
+  std::string k = type_ == BlockType::kBasic ? "basic" : "bottleneck";
+  if (shortcut_ == ShortcutType::kNone) return k + " (plain)";
+  if (proj_conv_) return k + " +proj";
+  if (pad_) return k + " +pad";
+  return k;
+}
+
+Shape ResidualBlock::output_shape(const Shape& in) const {
+  Shape s = in;
+  for (const auto& c : convs_) s = c->output_shape(s);
+  return s;
+}
+
+int64_t ResidualBlock::macs(const Shape& in) const {
+  int64_t total = 0;
+  Shape s = in;
+  for (const auto& c : convs_) {
+    total += c->macs(s);
+    s = c->output_shape(s);
+  }
+  if (proj_conv_) total += proj_conv_->macs(in);
+  return total;
+}
+
+const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
+  const Tensor* h = &x;
+  for (size_t i = 0; i < convs_.size(); ++i) h = &bns_[i]->forward(convs_[i]->forward(*h, mode), mode);
+  if (shortcut_ == ShortcutType::kNone) return relu_.forward(*h, mode);
+
+  const Tensor* s = &x;
+  if (proj_conv_) s = &proj_bn_->forward(proj_conv_->forward(x, mode), mode);
+  if (pad_) s = &pad_->forward(x, mode);
+  auto it = plans_.find(x.shape());
+  if (it == plans_.end()) {
+    Plan p{be_.allocate(h->shape(), h->layout()), be_.allocate(x.shape(), x.layout())};
+    it = plans_.emplace(x.shape(), std::move(p)).first;
+  }
+  cur_ = &it->second;
+  be_.add(*h, *s, cur_->sum);
+  return relu_.forward(cur_->sum, mode);
+}
+
+const Tensor& ResidualBlock::backward(const Tensor& dy) {
+  const Tensor& d_sum = relu_.backward(dy);
+  const Tensor* d = &d_sum;
+  for (size_t i = convs_.size(); i-- > 0;) d = &convs_[i]->backward(bns_[i]->backward(*d));
+  if (shortcut_ == ShortcutType::kNone) return *d;
+
+  RN_CHECK(cur_ != nullptr, "block backward before forward");
+  const Tensor* ds = &d_sum;
+  if (proj_conv_) ds = &proj_conv_->backward(proj_bn_->backward(d_sum));
+  if (pad_) ds = &pad_->backward(d_sum);
+  be_.add(*d, *ds, cur_->dx);
+  return cur_->dx;
+}
+
+}  // namespace rn

@@ -1,0 +1,53 @@
+// One residual block: basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1
+// with 4x expansion; stride on the 3x3 as torchvision does), with the
+// shortcut chosen by ShortcutType, and ReLU after the addition.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "trainer/model/arch.h"
+#include "trainer/nn/batchnorm2d.h"
+#include "trainer/nn/conv2d.h"
+#include "trainer/nn/relu.h"
+#include "trainer/nn/shortcut_pad.h"
+
+namespace rn {
+
+class ResidualBlock : public Module {
+ public:
+  // prefix: torchvision name of the block, e.g. "layer2.0".
+  ResidualBlock(Backend& be, ParamStore& ps, const std::string& prefix, BlockType type, int64_t c_in, int64_t planes,
+                int64_t stride, ShortcutType shortcut);
+  Shape output_shape(const Shape& in) const override;
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  int64_t macs(const Shape& in) const override;
+  std::string kind() const override;
+  int64_t c_out() const { return c_out_; }
+  // The BN whose gamma zero-init-residual sets to 0 (the block's last BN).
+  BatchNorm2d& last_bn() { return *bns_.back(); }
+  bool has_projection() const { return proj_conv_ != nullptr; }
+
+ private:
+  struct Plan {
+    Tensor sum, dx;
+  };
+  Backend& be_;
+  BlockType type_;
+  int64_t c_out_;
+  ShortcutType shortcut_;
+  // Main path: convs_[i] then bns_[i] (with ReLU fused except the last).
+  std::vector<std::unique_ptr<Conv2d>> convs_;
+  std::vector<std::unique_ptr<BatchNorm2d>> bns_;
+  // Shortcut path, when the shape changes: projection (B) or pad (A).
+  std::unique_ptr<Conv2d> proj_conv_;
+  std::unique_ptr<BatchNorm2d> proj_bn_;
+  std::unique_ptr<ShortcutPad> pad_;
+  ReLU relu_;
+  std::map<Shape, Plan> plans_;
+  Plan* cur_ = nullptr;
+};
+
+}  // namespace rn

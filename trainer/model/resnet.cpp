@@ -1,0 +1,115 @@
+#include "trainer/model/resnet.h"
+
+#include <cmath>
+#include <random>
+
+#include "trainer/core/error.h"
+
+namespace rn {
+
+ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutType shortcut)
+    : be_(be), arch_(arch), classes_(num_classes) {
+  arch_.shortcut = shortcut;
+  const int64_t stem = arch.widths[0];
+  if (arch.imagenet_stem) conv1_ = std::make_unique<Conv2d>(be, params_, "conv1", 3, stem, 7, 2, 3, false);
+  else conv1_ = std::make_unique<Conv2d>(be, params_, "conv1", 3, stem, 3, 1, 1, false);
+  bn1_ = std::make_unique<BatchNorm2d>(be, params_, "bn1", stem, /*fuse_relu=*/true);
+  if (arch.imagenet_stem) maxpool_ = std::make_unique<MaxPool2d>(be, 3, 2, 1);
+
+  int64_t c = stem;
+  for (size_t s = 0; s < arch.blocks.size(); ++s) {
+    for (int b = 0; b < arch.blocks[s]; ++b) {
+      const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
+      const std::string name = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
+      blocks_.push_back(std::make_unique<ResidualBlock>(be, params_, name, arch.block, c, arch.widths[s], stride,
+                                                        arch_.shortcut));
+      block_names_.push_back(name);
+      c = blocks_.back()->c_out();
+    }
+  }
+  avgpool_ = std::make_unique<GlobalAvgPool>(be);
+  fc_ = std::make_unique<Linear>(be, params_, "fc", c, num_classes);
+  params_.allocate(be);
+}
+
+Shape ResNet::output_shape(const Shape& in) const { return Shape{in[0], classes_}; }
+
+const Tensor& ResNet::forward(const Tensor& x, Mode mode) {
+  const Tensor* h = &bn1_->forward(conv1_->forward(x, mode), mode);
+  if (maxpool_) h = &maxpool_->forward(*h, mode);
+  for (auto& b : blocks_) h = &b->forward(*h, mode);
+  return fc_->forward(avgpool_->forward(*h, mode), mode);
+}
+
+const Tensor& ResNet::backward(const Tensor& dy) {
+  const Tensor* d = &avgpool_->backward(fc_->backward(dy));
+  for (size_t i = blocks_.size(); i-- > 0;) d = &blocks_[i]->backward(*d);
+  if (maxpool_) d = &maxpool_->backward(*d);
+  return conv1_->backward(bn1_->backward(*d));
+}
+
+int64_t ResNet::macs(const Shape& in) const {
+  int64_t total = 0;
+  for (const auto& r : summary(in[2])) total += r.macs;
+  return total;
+}
+
+void ResNet::initialize(uint64_t seed, bool zero_init_residual) {
+  std::mt19937_64 rng(seed);
+  std::vector<float> host;
+  auto upload = [&](Tensor& t) { be_.from_host(host.data(), t); };
+  for (auto& p : params_.params()) {
+    host.assign(static_cast<size_t>(p.shape.numel()), 0.f);
+    const bool is_fc = p.name.rfind("fc.", 0) == 0;
+    if (is_fc) {
+      // PyTorch's nn.Linear default: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias.
+      const double bound = 1.0 / std::sqrt(double(fc_->weight().shape[1]));
+      std::uniform_real_distribution<double> u(-bound, bound);
+      for (auto& v : host) v = static_cast<float>(u(rng));
+    } else if (p.shape.rank() == 4) {
+      const double fan_out = double(p.shape[0] * p.shape[2] * p.shape[3]);
+      std::normal_distribution<double> n(0.0, std::sqrt(2.0 / fan_out));
+      for (auto& v : host) v = static_cast<float>(n(rng));
+    } else if (p.name.ends_with(".weight")) {
+      host.assign(host.size(), 1.f);  // BN gamma
+    }
+    upload(p.value);
+  }
+  for (auto& b : params_.buffers()) {
+    const bool is_var = b.name.find("running_var") != std::string::npos;
+    host.assign(static_cast<size_t>(b.shape.numel()), is_var ? 1.f : 0.f);
+    upload(b.value);
+  }
+  if (zero_init_residual)
+    for (auto& b : blocks_) be_.fill(b->last_bn().gamma().value, 0.f);
+  be_.fill(params_.flat_grads(), 0.f);
+}
+
+std::vector<SummaryRow> ResNet::summary(int64_t image_size) const {
+  auto count = [&](const std::string& prefix) {
+    int64_t n = 0;
+    for (const auto& p : params_.params())
+      if (p.name.rfind(prefix + ".", 0) == 0) n += p.shape.numel();
+    return n;
+  };
+  std::vector<SummaryRow> rows;
+  Shape s{1, 3, image_size, image_size};
+  Shape o = conv1_->output_shape(s);
+  rows.push_back({"conv1", conv1_->kernel() == 7 ? "conv 7x7/2" : "conv 3x3/1", o, count("conv1"), conv1_->macs(s)});
+  rows.push_back({"bn1", "bn+relu", o, count("bn1"), 0});
+  s = o;
+  if (maxpool_) {
+    s = maxpool_->output_shape(s);
+    rows.push_back({"maxpool", "maxpool 3x3/2", s, 0, 0});
+  }
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    o = blocks_[i]->output_shape(s);
+    rows.push_back({block_names_[i], blocks_[i]->kind(), o, count(block_names_[i]), blocks_[i]->macs(s)});
+    s = o;
+  }
+  rows.push_back({"avgpool", "global avgpool", avgpool_->output_shape(s), 0, 0});
+  rows.push_back({"fc", "fc", Shape{1, classes_}, count("fc"), fc_->macs(avgpool_->output_shape(s))});
+  return rows;
+}
+
+}  // namespace rn

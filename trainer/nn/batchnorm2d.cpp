@@ -1,0 +1,56 @@
+#include "trainer/nn/batchnorm2d.h"
+
+#include "trainer/core/error.h"
+
+namespace rn {
+
+BatchNorm2d::BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, int64_t channels, bool fuse_relu,
+                         float eps, float momentum)
+    : be_(be), c_(channels), fuse_relu_(fuse_relu), eps_(eps), momentum_(momentum) {
+  gamma_ = ps.declare_param(name + ".weight", Shape{channels}, true);
+  beta_ = ps.declare_param(name + ".bias", Shape{channels}, true);
+  rmean_ = ps.declare_buffer(name + ".running_mean", Shape{channels});
+  rvar_ = ps.declare_buffer(name + ".running_var", Shape{channels});
+  nbt_ = ps.declare_buffer(name + ".num_batches_tracked", Shape{1});
+  mean_ = be.allocate(Shape{channels}, Layout::kNC);
+  var_ = be.allocate(Shape{channels}, Layout::kNC);
+  one_ = be.allocate(Shape{1}, Layout::kNC);
+  be.fill(one_, 1.f);
+}
+
+BatchNorm2d::Plan& BatchNorm2d::plan_for(const Tensor& x) {
+  auto it = plans_.find(x.shape());
+  if (it != plans_.end()) return it->second;
+  RN_CHECK(x.shape().rank() == 4 && x.shape()[1] == c_,
+           gamma_->name + " expects " + std::to_string(c_) + " channels, got " + x.shape().str());
+  Plan p;
+  p.kernel = be_.make_batchnorm(x.shape(), x.layout(), eps_, fuse_relu_);
+  p.y = be_.allocate(x.shape(), x.layout());
+  p.dx = be_.allocate(x.shape(), x.layout());
+  return plans_.emplace(x.shape(), std::move(p)).first->second;
+}
+
+const Tensor& BatchNorm2d::forward(const Tensor& x, Mode mode) {
+  cur_ = &plan_for(x);
+  x_ = x;
+  if (mode == Mode::kEval) {
+    cur_->kernel->forward_inference(x, gamma_->value, beta_->value, rmean_->value, rvar_->value, cur_->y);
+    return cur_->y;
+  }
+  cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, mean_, var_);
+  // Running statistics as PyTorch keeps them: the variance is unbiased.
+  const double count = double(x.shape()[0]) * double(x.shape()[2]) * double(x.shape()[3]);
+  const float unbias = count > 1 ? float(count / (count - 1)) : 1.f;
+  be_.axpby(1.f - momentum_, rmean_->value, momentum_, mean_);
+  be_.axpby(1.f - momentum_, rvar_->value, momentum_ * unbias, var_);
+  be_.axpby(1.f, nbt_->value, 1.f, one_);  // num_batches_tracked += 1
+  return cur_->y;
+}
+
+const Tensor& BatchNorm2d::backward(const Tensor& dy) {
+  RN_CHECK(cur_ != nullptr, "backward before forward in " + gamma_->name);
+  cur_->kernel->backward(x_, dy, gamma_->value, beta_->value, mean_, var_, cur_->dx, gamma_->grad, beta_->grad);
+  return cur_->dx;
+}
+
+}  // namespace rn

@@ -1,0 +1,50 @@
+// Batch normalisation (per channel over N, H, W), optionally with ReLU fused.
+//
+// Training uses batch statistics and updates the running averages PyTorch's
+// way: running = (1 - momentum) * running + momentum * batch, with the
+// unbiased variance. Eval uses the running statistics.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "trainer/nn/module.h"
+
+namespace rn {
+
+class BatchNorm2d : public Module {
+ public:
+  // Declares <name>.weight (gamma), <name>.bias (beta) and the buffers
+  // <name>.running_mean, <name>.running_var, <name>.num_batches_tracked.
+  BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, int64_t channels, bool fuse_relu = false,
+              float eps = 1e-5f, float momentum = 0.1f);
+  Shape output_shape(const Shape& in) const override { return in; }
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::string kind() const override { return fuse_relu_ ? "bn+relu" : "bn"; }
+  Param& gamma() { return *gamma_; }
+  Param& beta() { return *beta_; }
+  StateBuffer& running_mean() { return *rmean_; }
+  StateBuffer& running_var() { return *rvar_; }
+
+ private:
+  struct Plan {
+    std::unique_ptr<BatchNormKernel> kernel;
+    Tensor y, dx;
+  };
+  Plan& plan_for(const Tensor& x);
+
+  Backend& be_;
+  Param *gamma_, *beta_;
+  StateBuffer *rmean_, *rvar_, *nbt_;
+  int64_t c_;
+  bool fuse_relu_;
+  float eps_, momentum_;
+  Tensor mean_, var_;  // batch statistics of the last training forward
+  Tensor one_;         // the constant 1, to count batches with axpby
+  std::map<Shape, Plan> plans_;
+  Plan* cur_ = nullptr;
+  Tensor x_;
+};
+
+}  // namespace rn

@@ -1,0 +1,37 @@
+#include "trainer/nn/linear.h"
+
+#include "trainer/core/error.h"
+
+namespace rn {
+
+Linear::Linear(Backend& be, ParamStore& ps, const std::string& name, int64_t in, int64_t out)
+    : be_(be), in_(in), out_(out) {
+  w_ = ps.declare_param(name + ".weight", Shape{out, in}, false);
+  b_ = ps.declare_param(name + ".bias", Shape{out}, true);
+}
+
+const Tensor& Linear::forward(const Tensor& x, Mode) {
+  RN_CHECK(x.shape().rank() == 2 && x.shape()[1] == in_,
+           w_->name + " expects [N, " + std::to_string(in_) + "], got " + x.shape().str());
+  auto it = plans_.find(x.shape());
+  if (it == plans_.end()) {
+    Plan p;
+    p.kernel = be_.make_linear(x.shape()[0], in_, out_);
+    p.y = be_.allocate(Shape{x.shape()[0], out_}, Layout::kNC);
+    p.dx = be_.allocate(x.shape(), Layout::kNC);
+    it = plans_.emplace(x.shape(), std::move(p)).first;
+  }
+  cur_ = &it->second;
+  x_ = x;
+  cur_->kernel->forward(x, w_->value, b_->value, cur_->y);
+  return cur_->y;
+}
+
+const Tensor& Linear::backward(const Tensor& dy) {
+  RN_CHECK(cur_ != nullptr, "backward before forward in " + w_->name);
+  cur_->kernel->backward_weights(x_, dy, w_->grad, b_->grad);
+  cur_->kernel->backward_data(dy, w_->value, cur_->dx);
+  return cur_->dx;
+}
+
+}  // namespace rn

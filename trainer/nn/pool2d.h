@@ -1,0 +1,47 @@
+// Pooling: MaxPool2d (ResNet stem: 3x3, stride 2, pad 1) and GlobalAvgPool
+// (N,C,H,W -> N,C in layout kNC, ready for the fully connected layer).
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "trainer/nn/module.h"
+
+namespace rn {
+
+class Pool2d : public Module {
+ public:
+  Shape output_shape(const Shape& in) const override;
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::string kind() const override { return global_ ? "avgpool" : "maxpool"; }
+
+ protected:
+  Pool2d(Backend& be, PoolKind kind, int64_t kernel, int64_t stride, int64_t pad, bool global);
+
+ private:
+  struct Plan {
+    std::unique_ptr<PoolKernel> kernel;
+    Tensor y, y_out, dx;  // y_out: y as the module's output (kNC view when global)
+  };
+  PoolGeom geom(const Shape& in) const;
+  Backend& be_;
+  PoolKind kind_;
+  int64_t k_, stride_, pad_;
+  bool global_;
+  std::map<Shape, Plan> plans_;
+  Plan* cur_ = nullptr;
+};
+
+class MaxPool2d : public Pool2d {
+ public:
+  MaxPool2d(Backend& be, int64_t kernel, int64_t stride, int64_t pad)
+      : Pool2d(be, PoolKind::kMax, kernel, stride, pad, false) {}
+};
+
+class GlobalAvgPool : public Pool2d {
+ public:
+  explicit GlobalAvgPool(Backend& be) : Pool2d(be, PoolKind::kAvg, 0, 1, 0, true) {}
+};
+
+}  // namespace rn

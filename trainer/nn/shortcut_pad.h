@@ -1,0 +1,29 @@
+// Shortcut option A of the paper: identity with stride-s subsampling and
+// zero channels appended (parameter-free), used by the CIFAR ResNets.
+#pragma once
+
+#include <map>
+
+#include "trainer/nn/module.h"
+
+namespace rn {
+
+class ShortcutPad : public Module {
+ public:
+  ShortcutPad(Backend& be, int64_t c_out, int64_t stride) : be_(be), c_out_(c_out), stride_(stride) {}
+  Shape output_shape(const Shape& in) const override;
+  const Tensor& forward(const Tensor& x, Mode mode) override;
+  const Tensor& backward(const Tensor& dy) override;
+  std::string kind() const override { return "pad-shortcut"; }
+
+ private:
+  struct Plan {
+    Tensor y, dx;
+  };
+  Backend& be_;
+  int64_t c_out_, stride_;
+  std::map<Shape, Plan> plans_;
+  Plan* cur_ = nullptr;
+};
+
+}  // namespace rn

@@ -1,0 +1,26 @@
+// Softmax cross-entropy loss with optional label smoothing (the loss head;
+// not a Module because its input gradient starts backward).
+#pragma once
+
+#include <map>
+
+#include "trainer/backend/backend.h"
+
+namespace rn {
+
+class SoftmaxCrossEntropy {
+ public:
+  SoftmaxCrossEntropy(Backend& be, float label_smoothing = 0.f) : be_(be), smoothing_(label_smoothing) {}
+  // logits [N, K] (kNC), labels: N host ints in [0, K). Computes the mean
+  // loss, top-1 hits and d(loss)/d(logits) (returned by grad()).
+  LossResult forward_backward(const Tensor& logits, const int32_t* labels);
+  const Tensor& grad() const { return dlogits_; }
+
+ private:
+  Backend& be_;
+  float smoothing_;
+  std::map<Shape, Tensor> grads_;
+  Tensor dlogits_;
+};
+
+}  // namespace rn

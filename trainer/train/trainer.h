@@ -1,0 +1,24 @@
+// The training loop of resnet-train: builds the model, the data source and
+// the optimizer from a Config, trains, validates, logs and checkpoints.
+#pragma once
+
+#include "trainer/config/config.h"
+
+namespace rn {
+
+struct TrainResult {
+  int64_t steps = 0;
+  double final_loss = 0;      // mean training loss of the last logging window
+  double final_top1 = 0;      // training top-1 of the last logging window, in [0, 1]
+  double val_top1 = -1;       // last validation top-1, -1 when none ran
+  bool interrupted = false;   // stopped early by SIGINT/SIGTERM
+  int signal = 0;
+};
+
+// Runs the job. Throws UserError for problems the user can fix.
+TrainResult run_training(const Config& cfg);
+
+// Prints the architecture table of cfg.model (and data.image_size) to stdout.
+void print_summary(const Config& cfg);
+
+}  // namespace rn
