@@ -1,0 +1,90 @@
+// The real resnet-train binary: bad input fails before any work, with a
+// message naming the key, and a non-zero exit; --help and --summary work.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ProcessRun {
+  int exit_code;
+  std::string output;  // stdout + stderr
+};
+
+ProcessRun run(const std::string& args) {
+  const std::string cmd = std::string(RN_BIN_DIR) + "/resnet-train " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ProcessRun r{-1, ""};
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string out_dir(const std::string& name) {
+  const auto d = fs::temp_directory_path() / name;
+  fs::remove_all(d);
+  return d.string();
+}
+
+void expect_config_error(const std::string& args, const std::vector<std::string>& needles) {
+  const std::string dir = out_dir("rn_cli_err");
+  const ProcessRun r = run(args + " --train.output_dir=" + dir);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const auto& n : needles) EXPECT_NE(r.output.find(n), std::string::npos) << "missing '" << n << "' in: " << r.output;
+  EXPECT_FALSE(fs::exists(dir)) << "a bad config must fail before any work";
+}
+
+TEST(Cli, NegativeLearningRate) { expect_config_error("--optim.lr=-0.1", {"optim.lr", "> 0"}); }
+TEST(Cli, ZeroBatch) { expect_config_error("--train.batch_size=0", {"train.batch_size", ">= 1"}); }
+TEST(Cli, UnknownArchitecture) { expect_config_error("--model.arch=resnet51", {"model.arch", "resnet51", "resnet50"}); }
+TEST(Cli, MisspelledKeySuggestsTheRightOne) { expect_config_error("--optim.lrr=0.1", {"optim.lrr", "did you mean", "optim.lr"}); }
+TEST(Cli, WrongType) { expect_config_error("--optim.lr=fast", {"optim.lr", "fast"}); }
+TEST(Cli, MissingConfigFile) { expect_config_error("--config /nonexistent/x.cfg", {"/nonexistent/x.cfg"}); }
+
+TEST(Cli, MisspelledKeyInsideAConfigFile) {
+  const auto path = fs::temp_directory_path() / "rn_cli_bad.cfg";
+  std::ofstream(path) << "[optim]\nmomentun = 0.9\n";
+  expect_config_error("--config " + path.string(), {"optim.momentun", path.string(), "optim.momentum"});
+}
+
+TEST(Cli, HelpListsEveryOptionWithDefaults) {
+  const ProcessRun r = run("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* key : {"model.arch", "optim.lr", "optim.milestones", "train.batch_size", "data.source", "--summary"})
+    EXPECT_NE(r.output.find(key), std::string::npos) << key;
+}
+
+TEST(Cli, SummaryOfResnet152) {
+  const ProcessRun r = run("--summary --model.arch=resnet152");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("60192808"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("layer3.35"), std::string::npos);
+}
+
+TEST(Cli, Hdf5SourceExplainsItIsNotAvailable) {
+  const ProcessRun r = run("--config " + std::string(RN_SOURCE_DIR) + "/configs/resnet50.cfg --train.output_dir=" +
+                    out_dir("rn_cli_h5"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("data.source"), std::string::npos) << r.output;
+}
+
+TEST(Cli, DemoConfigTrainsAndLeavesACheckpoint) {
+  const std::string dir = out_dir("rn_cli_demo");
+  const ProcessRun r = run("--config " + std::string(RN_SOURCE_DIR) + "/configs/demo.cfg --train.max_steps=5 --train.output_dir=" + dir);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "checkpoint.h5"));
+  EXPECT_NE(r.output.find("step 5/5"), std::string::npos) << r.output;
+}
+
+}  // namespace
