@@ -1,6 +1,6 @@
 // Shared helpers of the layer gradient checks (test_grad_*.cpp): moving
-// double reference data into engine tensors and back, comparing with the
-// reference, and finite differences over a subset of coordinates.
+// double reference data into engine tensors and back, and comparing with the
+// reference.
 //
 // The recipe is the one at the top of tests/reference/finite_diff.h: the
 // engine's forward output is compared with the double reference forward; the
@@ -13,7 +13,7 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -34,7 +34,8 @@ using ref::Vec;
 // against the 1e-3 floor for tiny values). 1e-3 leaves room for the
 // worst-conditioned outputs (BN backward subtracts means of dy and dy*xhat,
 // which cancels) while any real bug (wrong index, sign, layout, missing
-// term) gives O(1) errors.
+// term) gives O(1) errors. Observed maximum over all checks: ~2e-4 (an
+// output of the composite residual block near the 1e-3 floor).
 constexpr double kTol = 1e-3;
 
 // Margin kept between ReLU / max-pool kinks and the data (finite_diff.h's
@@ -105,50 +106,10 @@ inline ::testing::AssertionResult close(const std::string& what, const std::vect
   const ref::Comparison c = ref::compare(a, b);
   log_error(what, c);
   if (c.max_rel_err <= tol) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << what << " differs from the reference (tolerance " << tol
+  char tol_str[32];
+  std::snprintf(tol_str, sizeof tol_str, "%.1e", tol);
+  return ::testing::AssertionFailure() << what << " differs from the reference (tolerance " << tol_str
                                        << "): " << c.str(shape);
 }
-
-// Central differences of f at the coordinates `idx` of x only (the same
-// formula as ref::numeric_grad, for parameters too large to difference in
-// full within the time budget).
-inline Vec numeric_grad_at(const std::function<double(const Vec&)>& f, Vec x, const std::vector<size_t>& idx,
-                           double h = 1e-6) {
-  Vec g(idx.size());
-  for (size_t k = 0; k < idx.size(); ++k) {
-    const size_t j = idx[k];
-    const double orig = x[j];
-    const double xp = orig + h, xm = orig - h;
-    x[j] = xp;
-    const double fp = f(x);
-    x[j] = xm;
-    const double fm = f(x);
-    x[j] = orig;
-    g[k] = (fp - fm) / (xp - xm);
-  }
-  return g;
-}
-
-// All of 0..n-1 when n <= max_count, else max_count indices spread over the
-// range (both ends included, so first and last channels are checked).
-inline std::vector<size_t> coords(size_t n, size_t max_count) {
-  std::vector<size_t> idx;
-  if (n <= max_count) {
-    for (size_t i = 0; i < n; ++i) idx.push_back(i);
-    return idx;
-  }
-  for (size_t k = 0; k < max_count; ++k) idx.push_back(k * (n - 1) / (max_count - 1));
-  return idx;
-}
-
-template <class T>
-std::vector<T> gather(const std::vector<T>& v, const std::vector<size_t>& idx) {
-  std::vector<T> out;
-  out.reserve(idx.size());
-  for (size_t i : idx) out.push_back(v[i]);
-  return out;
-}
-
-inline std::string layout_str(Layout l) { return layout_name(l); }
 
 }  // namespace rn::test

@@ -5,6 +5,7 @@
 // batch statistics. Plain (5 channels) and blocked (16 channels) layouts.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <ostream>
 #include <string>
 
@@ -112,7 +113,7 @@ TEST_P(BatchNormLayerGradient, EvalForwardUsesRunningStats) {
     ASSERT_TRUE(ref::nudge_bn_relu_eval_inputs(x, c.n, c.c, c.h, c.w, gamma, beta, rmean, rvar, kEps, kKinkMargin));
   }
   const Tensor xt = upload(*be, x, shape, layout);
-  const Tensor& y = bn->forward(xt.view(xt.shape(), Layout::kNCHW), Mode::kEval);
+  const Tensor& y = bn->forward(xt, Mode::kEval);
   ASSERT_EQ(y.shape(), shape);
   EXPECT_EQ(y.layout(), layout);
   const Vec expected = ref::batchnorm_eval_forward(x, c.n, c.c, c.h, c.w, gamma, beta, rmean, rvar, kEps, c.relu);

@@ -58,8 +58,7 @@ TEST_P(ReluLayerGradient, ForwardAndBackwardMatchReference) {
   ASSERT_EQ(dx.shape(), s);
   EXPECT_EQ(dx.layout(), l);
   const Vec dx_fd = ref::numeric_grad([&](const Vec& xx) { return ref::projected(ref::relu_forward(xx), r); }, x);
-  Vec bad = dx_fd; bad[bad.size()/3] = -bad[bad.size()/3] + 0.5;
-  EXPECT_TRUE(close(tag + " dx", download(*be, dx), bad, dims(s)));
+  EXPECT_TRUE(close(tag + " dx", download(*be, dx), dx_fd, dims(s)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ReluLayerGradient, kActivationShapes, case_name);
@@ -97,8 +96,7 @@ TEST_P(MaxPoolLayerGradient, ForwardAndBackwardMatchReference) {
   ASSERT_EQ(dx.shape(), s);
   EXPECT_EQ(dx.layout(), l);
   const Vec dx_fd = ref::numeric_grad([&](const Vec& xx) { return ref::projected(f(xx), r); }, x);
-  Vec bad = dx_fd; bad[bad.size()/3] = -bad[bad.size()/3] + 0.5;
-  EXPECT_TRUE(close(tag + " dx", download(*be, dx), bad, dims(s)));
+  EXPECT_TRUE(close(tag + " dx", download(*be, dx), dx_fd, dims(s)));
 }
 
 // Odd sizes (7x6, 6x5) exercise windows hanging over the bottom/right edge.
@@ -129,14 +127,12 @@ TEST_P(AvgPoolLayerGradient, ForwardAndBackwardMatchReference) {
   ASSERT_EQ(y.shape(), (Shape{d.n, d.c}));
   EXPECT_EQ(y.layout(), Layout::kNC);
   const std::string tag = std::string("avgpool ") + d.name;
-  Vec yb = f(x); yb[1] = -yb[1];
-  EXPECT_TRUE(close(tag + " y", download(*be, y), yb, {d.n, d.c}));
+  EXPECT_TRUE(close(tag + " y", download(*be, y), f(x), {d.n, d.c}));
   const Tensor& dx = pool.backward(make_dy(*be, y, r));
   ASSERT_EQ(dx.shape(), s);
   EXPECT_EQ(dx.layout(), l);
   const Vec dx_fd = ref::numeric_grad([&](const Vec& xx) { return ref::projected(f(xx), r); }, x);
-  Vec bad = dx_fd; bad[bad.size()/3] = -bad[bad.size()/3] + 0.5;
-  EXPECT_TRUE(close(tag + " dx", download(*be, dx), bad, dims(s)));
+  EXPECT_TRUE(close(tag + " dx", download(*be, dx), dx_fd, dims(s)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AvgPoolLayerGradient, kActivationShapes, case_name);
@@ -174,8 +170,7 @@ TEST(LinearLayerGradient, ForwardAndBackwardMatchReference) {
   const Vec db_fd = ref::numeric_grad([&](const Vec& v) { return ref::projected(f(x, w, v), r); }, b);
   EXPECT_TRUE(close("fc dx", download(*be, dx), dx_fd, {kN, kIn}));
   EXPECT_TRUE(close("fc dW", download(*be, fc.weight().grad), dw_fd, {kOut, kIn}));
-  Vec bb = db_fd; bb[6] = -bb[6];
-  EXPECT_TRUE(close("fc db", download(*be, fc.bias().grad), bb, {kOut}));
+  EXPECT_TRUE(close("fc db", download(*be, fc.bias().grad), db_fd, {kOut}));
 }
 
 // ---------------------------------------------------------------------------
@@ -217,8 +212,7 @@ TEST_P(ShortcutPadLayerGradient, ForwardAndBackwardMatchReference) {
   // FD of a linear map is exact up to ~1e-10 (finite_diff.h); the engine's
   // dx is a copy of r, so the FD noise is all there is.
   const Vec dx_fd = ref::numeric_grad([&](const Vec& xx) { return ref::projected(f(xx), r); }, x);
-  Vec bad = dx_fd; bad[0] = -bad[0];
-  EXPECT_TRUE(close(tag + " dx", download(*be, dx), bad, dims(s), 1e-6));
+  EXPECT_TRUE(close(tag + " dx", download(*be, dx), dx_fd, dims(s), 1e-6));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -274,8 +268,7 @@ TEST_P(SoftmaxCrossEntropyLayerGradient, LossTop1AndGradMatchReference) {
                     ref::softmax_cross_entropy_grad(logits, kN, kK, labels, c.smoothing), {kN, kK}));
   const Vec g_fd = ref::numeric_grad(
       [&](const Vec& l) { return ref::softmax_cross_entropy(l, kN, kK, labels, c.smoothing); }, logits);
-  Vec gb = g_fd; gb[3] = -gb[3];
-  EXPECT_TRUE(close(tag + " grad vs FD", g, gb, {kN, kK}));
+  EXPECT_TRUE(close(tag + " grad vs FD", g, g_fd, {kN, kK}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, SoftmaxCrossEntropyLayerGradient,
