@@ -138,7 +138,10 @@ std::string unravel_index(std::size_t flat, const std::vector<int>& shape) {
     rest /= extent;
   }
   std::string s = "[";
-  for (std::size_t d = 0; d < idx.size(); ++d) s += (d ? "," : "") + std::to_string(idx[d]);
+  for (std::size_t d = 0; d < idx.size(); ++d) {
+    if (d) s += ',';
+    s += std::to_string(idx[d]);
+  }
   return s + "]";
 }
 
