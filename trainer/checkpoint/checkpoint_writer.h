@@ -1,7 +1,7 @@
 // Writes a model checkpoint as HDF5: one float32 dataset per parameter and
 // BN running statistic at the file's root, named and shaped as torchvision's
 // state_dict (conv weights OIHW, fc.weight [out, in], num_batches_tracked
-// int64), so `{k: torch.from_numpy(f[k][()]) for k in f}` loads into
+// int64), so `{k: torch.as_tensor(f[k][()]) for k in f}` loads into
 // torchvision.models.resnetXX(). Run metadata are root attributes.
 //
 // The file is written to <path>.tmp and renamed, so a crash or a
