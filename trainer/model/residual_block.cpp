@@ -67,12 +67,9 @@ const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
   const Tensor* s = &x;
   if (proj_conv_) s = &proj_bn_->forward(proj_conv_->forward(x, mode), mode);
   if (pad_) s = &pad_->forward(x, mode);
-  auto it = plans_.find(x.shape());
-  if (it == plans_.end()) {
-    Plan p{be_.allocate(h->shape(), h->layout()), be_.allocate(x.shape(), x.layout())};
-    it = plans_.emplace(x.shape(), std::move(p)).first;
-  }
-  cur_ = &it->second;
+  cur_ = &plans_.get(x.shape(), [&] {
+    return Plan{be_.allocate(h->shape(), h->layout()), be_.allocate(x.shape(), x.layout())};
+  });
   be_.add(*h, *s, cur_->sum);
   return relu_.forward(cur_->sum, mode);
 }

@@ -3,7 +3,6 @@
 // shortcut chosen by ShortcutType, and ReLU after the addition.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <vector>
 
@@ -11,6 +10,7 @@
 #include "trainer/nn/batchnorm2d.h"
 #include "trainer/nn/conv2d.h"
 #include "trainer/nn/relu.h"
+#include "trainer/nn/shape_cache.h"
 #include "trainer/nn/shortcut_pad.h"
 
 namespace rn {
@@ -46,7 +46,7 @@ class ResidualBlock : public Module {
   std::unique_ptr<BatchNorm2d> proj_bn_;
   std::unique_ptr<ShortcutPad> pad_;
   ReLU relu_;
-  std::map<Shape, Plan> plans_;
+  ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
 };
 

@@ -18,20 +18,18 @@ BatchNorm2d::BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, i
   be.fill(one_, 1.f);
 }
 
-BatchNorm2d::Plan& BatchNorm2d::plan_for(const Tensor& x) {
-  auto it = plans_.find(x.shape());
-  if (it != plans_.end()) return it->second;
+BatchNorm2d::Plan BatchNorm2d::make_plan(const Tensor& x) {
   RN_CHECK(x.shape().rank() == 4 && x.shape()[1] == c_,
            gamma_->name + " expects " + std::to_string(c_) + " channels, got " + x.shape().str());
   Plan p;
   p.kernel = be_.make_batchnorm(x.shape(), x.layout(), eps_, fuse_relu_);
   p.y = be_.allocate(x.shape(), x.layout());
   p.dx = be_.allocate(x.shape(), x.layout());
-  return plans_.emplace(x.shape(), std::move(p)).first->second;
+  return p;
 }
 
 const Tensor& BatchNorm2d::forward(const Tensor& x, Mode mode) {
-  cur_ = &plan_for(x);
+  cur_ = &plans_.get(x.shape(), [&] { return make_plan(x); });
   x_ = x;
   if (mode == Mode::kEval) {
     cur_->kernel->forward_inference(x, gamma_->value, beta_->value, rmean_->value, rvar_->value, cur_->y);

@@ -5,10 +5,10 @@
 // unbiased variance. Eval uses the running statistics.
 #pragma once
 
-#include <map>
 #include <memory>
 
 #include "trainer/nn/module.h"
+#include "trainer/nn/shape_cache.h"
 
 namespace rn {
 
@@ -32,7 +32,7 @@ class BatchNorm2d : public Module {
     std::unique_ptr<BatchNormKernel> kernel;
     Tensor y, dx;
   };
-  Plan& plan_for(const Tensor& x);
+  Plan make_plan(const Tensor& x);
 
   Backend& be_;
   Param *gamma_, *beta_;
@@ -42,7 +42,7 @@ class BatchNorm2d : public Module {
   float eps_, momentum_;
   Tensor mean_, var_;  // batch statistics of the last training forward
   Tensor one_;         // the constant 1, to count batches with axpby
-  std::map<Shape, Plan> plans_;
+  ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
   Tensor x_;
 };

@@ -19,9 +19,7 @@ int64_t Conv2d::macs(const Shape& in) const {
   return c_out_ * out[2] * out[3] * c_in_ * k_ * k_;
 }
 
-Conv2d::Plan& Conv2d::plan_for(const Tensor& x) {
-  auto it = plans_.find(x.shape());
-  if (it != plans_.end()) return it->second;
+Conv2d::Plan Conv2d::make_plan(const Tensor& x) {
   RN_CHECK(x.shape().rank() == 4 && x.shape()[1] == c_in_,
            w_->name + " expects " + std::to_string(c_in_) + " input channels, got " + x.shape().str());
   const ConvGeom g{x.shape()[0], c_in_, x.shape()[2], x.shape()[3], c_out_, k_, stride_, pad_};
@@ -30,11 +28,11 @@ Conv2d::Plan& Conv2d::plan_for(const Tensor& x) {
   p.kernel = be_.make_conv(g, x.layout(), yl, need_dx_);
   p.y = be_.allocate(output_shape(x.shape()), yl);
   if (need_dx_) p.dx = be_.allocate(x.shape(), x.layout());
-  return plans_.emplace(x.shape(), std::move(p)).first->second;
+  return p;
 }
 
 const Tensor& Conv2d::forward(const Tensor& x, Mode) {
-  cur_ = &plan_for(x);
+  cur_ = &plans_.get(x.shape(), [&] { return make_plan(x); });
   x_ = x;
   cur_->kernel->forward(x, w_->value, cur_->y);
   return cur_->y;

@@ -1,10 +1,10 @@
 // 2-D convolution without bias (ResNet convolutions are always followed by BN).
 #pragma once
 
-#include <map>
 #include <memory>
 
 #include "trainer/nn/module.h"
+#include "trainer/nn/shape_cache.h"
 
 namespace rn {
 
@@ -29,13 +29,13 @@ class Conv2d : public Module {
     std::unique_ptr<ConvKernel> kernel;
     Tensor y, dx;
   };
-  Plan& plan_for(const Tensor& x);
+  Plan make_plan(const Tensor& x);
 
   Backend& be_;
   Param* w_;
   int64_t c_in_, c_out_, k_, stride_, pad_;
   bool need_dx_;
-  std::map<Shape, Plan> plans_;  // per input shape (train and eval batches)
+  ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
   Tensor x_;  // input of the last forward
 };

@@ -13,15 +13,10 @@ Linear::Linear(Backend& be, ParamStore& ps, const std::string& name, int64_t in,
 const Tensor& Linear::forward(const Tensor& x, Mode) {
   RN_CHECK(x.shape().rank() == 2 && x.shape()[1] == in_,
            w_->name + " expects [N, " + std::to_string(in_) + "], got " + x.shape().str());
-  auto it = plans_.find(x.shape());
-  if (it == plans_.end()) {
-    Plan p;
-    p.kernel = be_.make_linear(x.shape()[0], in_, out_);
-    p.y = be_.allocate(Shape{x.shape()[0], out_}, Layout::kNC);
-    p.dx = be_.allocate(x.shape(), Layout::kNC);
-    it = plans_.emplace(x.shape(), std::move(p)).first;
-  }
-  cur_ = &it->second;
+  cur_ = &plans_.get(x.shape(), [&] {
+    return Plan{be_.make_linear(x.shape()[0], in_, out_), be_.allocate(Shape{x.shape()[0], out_}, Layout::kNC),
+                be_.allocate(x.shape(), Layout::kNC)};
+  });
   x_ = x;
   cur_->kernel->forward(x, w_->value, b_->value, cur_->y);
   return cur_->y;

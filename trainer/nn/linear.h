@@ -1,10 +1,10 @@
 // Fully connected layer with bias: y = x W^T + b, W of shape [out, in].
 #pragma once
 
-#include <map>
 #include <memory>
 
 #include "trainer/nn/module.h"
+#include "trainer/nn/shape_cache.h"
 
 namespace rn {
 
@@ -28,7 +28,7 @@ class Linear : public Module {
   Backend& be_;
   Param *w_, *b_;
   int64_t in_, out_;
-  std::map<Shape, Plan> plans_;
+  ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
   Tensor x_;
 };

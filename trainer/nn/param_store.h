@@ -46,7 +46,6 @@ class ParamStore {
   int64_t param_count() const { return param_elems_; }
   Tensor& flat_values() { return values_; }
   Tensor& flat_grads() { return grads_; }
-  Tensor& flat_buffers() { return buffer_values_; }
   bool allocated() const { return !values_.empty(); }
 
  private:

@@ -19,8 +19,7 @@ Shape Pool2d::output_shape(const Shape& in) const {
 }
 
 const Tensor& Pool2d::forward(const Tensor& x, Mode mode) {
-  auto it = plans_.find(x.shape());
-  if (it == plans_.end()) {
+  cur_ = &plans_.get(x.shape(), [&] {
     RN_CHECK(x.shape().rank() == 4, "pooling needs a 4-D input, got " + x.shape().str());
     const PoolGeom g = geom(x.shape());
     Plan p;
@@ -29,9 +28,8 @@ const Tensor& Pool2d::forward(const Tensor& x, Mode mode) {
     // A 1x1 map in nChw{8,16}c is laid out exactly as row-major [N, C].
     p.y_out = global_ ? p.y.view(Shape{g.n, g.c}, Layout::kNC) : p.y;
     p.dx = be_.allocate(x.shape(), x.layout());
-    it = plans_.emplace(x.shape(), std::move(p)).first;
-  }
-  cur_ = &it->second;
+    return p;
+  });
   cur_->kernel->forward(x, cur_->y, mode == Mode::kTrain);
   return cur_->y_out;
 }

@@ -2,10 +2,10 @@
 // (N,C,H,W -> N,C in layout kNC, ready for the fully connected layer).
 #pragma once
 
-#include <map>
 #include <memory>
 
 #include "trainer/nn/module.h"
+#include "trainer/nn/shape_cache.h"
 
 namespace rn {
 
@@ -29,7 +29,7 @@ class Pool2d : public Module {
   PoolKind kind_;
   int64_t k_, stride_, pad_;
   bool global_;
-  std::map<Shape, Plan> plans_;
+  ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
 };
 

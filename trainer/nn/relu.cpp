@@ -5,15 +5,10 @@
 namespace rn {
 
 const Tensor& ReLU::forward(const Tensor& x, Mode) {
-  auto it = plans_.find(x.shape());
-  if (it == plans_.end()) {
-    Plan p;
-    p.kernel = be_.make_relu(x.shape(), x.layout());
-    p.y = be_.allocate(x.shape(), x.layout());
-    p.dx = be_.allocate(x.shape(), x.layout());
-    it = plans_.emplace(x.shape(), std::move(p)).first;
-  }
-  cur_ = &it->second;
+  cur_ = &plans_.get(x.shape(), [&] {
+    return Plan{be_.make_relu(x.shape(), x.layout()), be_.allocate(x.shape(), x.layout()),
+                be_.allocate(x.shape(), x.layout())};
+  });
   cur_->kernel->forward(x, cur_->y);
   return cur_->y;
 }

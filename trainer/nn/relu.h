@@ -1,10 +1,10 @@
 // Rectified linear unit, max(x, 0). Backward uses the output (y > 0).
 #pragma once
 
-#include <map>
 #include <memory>
 
 #include "trainer/nn/module.h"
+#include "trainer/nn/shape_cache.h"
 
 namespace rn {
 
@@ -22,7 +22,7 @@ class ReLU : public Module {
     Tensor y, dx;
   };
   Backend& be_;
-  std::map<Shape, Plan> plans_;
+  ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
 };
 

@@ -9,15 +9,11 @@ Shape ShortcutPad::output_shape(const Shape& in) const {
 }
 
 const Tensor& ShortcutPad::forward(const Tensor& x, Mode) {
-  auto it = plans_.find(x.shape());
-  if (it == plans_.end()) {
+  cur_ = &plans_.get(x.shape(), [&] {
     RN_CHECK(x.shape().rank() == 4 && x.shape()[1] <= c_out_, "pad shortcut input " + x.shape().str());
-    Plan p;
-    p.y = be_.allocate(output_shape(x.shape()), be_.activation_layout(c_out_));
-    p.dx = be_.allocate(x.shape(), x.layout());
-    it = plans_.emplace(x.shape(), std::move(p)).first;
-  }
-  cur_ = &it->second;
+    return Plan{be_.allocate(output_shape(x.shape()), be_.activation_layout(c_out_)),
+                be_.allocate(x.shape(), x.layout())};
+  });
   be_.shortcut_pad_forward(x, cur_->y, stride_);
   return cur_->y;
 }

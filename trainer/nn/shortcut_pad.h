@@ -2,9 +2,9 @@
 // zero channels appended (parameter-free), used by the CIFAR ResNets.
 #pragma once
 
-#include <map>
 
 #include "trainer/nn/module.h"
+#include "trainer/nn/shape_cache.h"
 
 namespace rn {
 
@@ -22,7 +22,7 @@ class ShortcutPad : public Module {
   };
   Backend& be_;
   int64_t c_out_, stride_;
-  std::map<Shape, Plan> plans_;
+  ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
 };
 

@@ -3,9 +3,7 @@
 namespace rn {
 
 LossResult SoftmaxCrossEntropy::forward_backward(const Tensor& logits, const int32_t* labels) {
-  auto it = grads_.find(logits.shape());
-  if (it == grads_.end()) it = grads_.emplace(logits.shape(), be_.allocate(logits.shape(), Layout::kNC)).first;
-  dlogits_ = it->second;
+  dlogits_ = grads_.get(logits.shape(), [&] { return be_.allocate(logits.shape(), Layout::kNC); });
   return be_.softmax_cross_entropy(logits, labels, smoothing_, dlogits_);
 }
 

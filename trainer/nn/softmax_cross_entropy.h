@@ -2,9 +2,9 @@
 // not a Module because its input gradient starts backward).
 #pragma once
 
-#include <map>
 
 #include "trainer/backend/backend.h"
+#include "trainer/nn/shape_cache.h"
 
 namespace rn {
 
@@ -19,7 +19,7 @@ class SoftmaxCrossEntropy {
  private:
   Backend& be_;
   float smoothing_;
-  std::map<Shape, Tensor> grads_;
+  ShapeCache<Tensor> grads_;
   Tensor dlogits_;
 };
 

@@ -22,8 +22,6 @@ class Sgd {
   Sgd(Backend& be, ParamStore& params, const SgdOptions& opt);
   // One update with learning rate lr (per step; schedules live elsewhere).
   void step(float lr);
-  // Momentum buffer (flat, same offsets as the parameters): checkpointed.
-  Tensor& velocity() { return velocity_; }
 
  private:
   struct Run {
