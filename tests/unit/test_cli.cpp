@@ -1,41 +1,24 @@
 // The real resnet-train binary: bad input fails before any work, with a
 // message naming the key, and a non-zero exit; --help and --summary work.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "process_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct ProcessRun {
-  int exit_code;
-  std::string output;  // stdout + stderr
-};
+using rn::testing_util::ProcessRun;
 
 ProcessRun run(const std::string& args) {
-  const std::string cmd = std::string(RN_BIN_DIR) + "/resnet-train " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  ProcessRun r{-1, ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  return rn::testing_util::run_command(std::string(RN_BIN_DIR) + "/resnet-train " + args);
 }
 
-std::string out_dir(const std::string& name) {
-  const auto d = fs::temp_directory_path() / name;
-  fs::remove_all(d);
-  return d.string();
-}
+std::string out_dir(const std::string& name) { return rn::testing_util::fresh_dir(name); }
 
 void expect_config_error(const std::string& args, const std::vector<std::string>& needles) {
   const std::string dir = out_dir("rn_cli_err");

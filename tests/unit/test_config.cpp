@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -118,6 +119,16 @@ TEST(ConfigParse, NoArgumentsGivesBuiltInDefaults) {
   EXPECT_EQ(r.config.train.batch_size, 64);
   EXPECT_DOUBLE_EQ(r.config.train.epochs, 4);
   EXPECT_EQ(r.config.train.output_dir, "runs/demo");
+  EXPECT_EQ(r.config.train.threads, 0);
+  EXPECT_EQ(r.config.train.trace_steps, 0);
+  EXPECT_FALSE(r.config.model.frozen_bn);
+  EXPECT_EQ(r.config.comm.allreduce, "ring");
+  EXPECT_DOUBLE_EQ(r.config.comm.bucket_mb, 25);
+  EXPECT_EQ(r.config.comm.dtype, "fp32");
+  EXPECT_EQ(r.config.comm.segment_kb, 256);
+  EXPECT_DOUBLE_EQ(r.config.comm.timeout, 300);
+  EXPECT_EQ(r.config.comm.check_weights_every, 1000);
+  EXPECT_TRUE(r.config.comm.overlap);
   EXPECT_EQ(r.config.config_file, "");
   EXPECT_NO_THROW(validate(Config{}));
 }
@@ -129,10 +140,25 @@ TEST(ConfigParse, HelpListsEveryOptionWithDefaultAndUsage) {
   EXPECT_THAT(r.help_text, HasSubstr("--config FILE"));
   EXPECT_THAT(r.help_text, HasSubstr("--summary"));
   EXPECT_THAT(r.help_text, HasSubstr("--version"));
-  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]"})
+  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]"})
     EXPECT_THAT(r.help_text, HasSubstr(s));
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 4u + 6u + 15u + 8u);
+  EXPECT_EQ(keys.size(), 5u + 6u + 15u + 9u + 7u);
+  // INI/help order: sections in order, the new keys where they belong.
+  const auto at = [&](const std::string& k) {
+    return std::find(keys.begin(), keys.end(), k) - keys.begin();
+  };
+  EXPECT_EQ(at("model.frozen_bn"), at("model.zero_init_residual") + 1);
+  EXPECT_EQ(at("train.trace_steps"), at("train.output_dir") + 1);
+  EXPECT_EQ(
+      std::vector<std::string>(keys.end() - 7, keys.end()),
+      (std::vector<std::string>{"comm.allreduce", "comm.bucket_mb", "comm.dtype", "comm.segment_kb",
+                                "comm.timeout", "comm.check_weights_every", "comm.overlap"}));
+  // The command-line aliases are listed with the key they stand for.
+  EXPECT_THAT(r.help_text, HasSubstr("--allreduce=X"));
+  EXPECT_THAT(r.help_text, HasSubstr("same as --comm.allreduce=X"));
+  EXPECT_THAT(r.help_text, HasSubstr("--comm-timeout=S"));
+  EXPECT_THAT(r.help_text, HasSubstr("same as --comm.timeout=S"));
   for (const auto& k : keys) EXPECT_THAT(r.help_text, HasSubstr("--" + k + "=")) << k;
   // Every key's line shows its default: compare with the INI of the defaults.
   const std::string ini = to_ini(Config{});
@@ -265,6 +291,79 @@ TEST(ConfigParse, MilestoneErrors) {
   }
 }
 
+TEST(ConfigParse, CommSectionAndNewKeysFromTheFile) {
+  TempFile f(
+      "[model]\nfrozen_bn = yes\n"
+      "[train]\ntrace_steps = 5\n"
+      "[comm]\nallreduce = mpi\nbucket_mb = 0.5\ndtype = fp16\nsegment_kb = 64\ntimeout = 30\n"
+      "check_weights_every = 0\noverlap = false\n");
+  const CliRequest r = Parse({"--config", f.path(), "--comm.dtype=bf16"});
+  EXPECT_TRUE(r.config.model.frozen_bn);
+  EXPECT_EQ(r.config.train.trace_steps, 5);
+  EXPECT_EQ(r.config.comm.allreduce, "mpi");
+  EXPECT_DOUBLE_EQ(r.config.comm.bucket_mb, 0.5);
+  EXPECT_EQ(r.config.comm.dtype, "bf16");  // command line wins
+  EXPECT_EQ(r.config.comm.segment_kb, 64);
+  EXPECT_DOUBLE_EQ(r.config.comm.timeout, 30);
+  EXPECT_EQ(r.config.comm.check_weights_every, 0);
+  EXPECT_FALSE(r.config.comm.overlap);
+  EXPECT_TRUE(r.given_keys.count("comm.overlap"));
+  EXPECT_FALSE(r.given_keys.count("optim.lr"));
+  // A comm key under another section is found.
+  TempFile wrong("[train]\noverlap = false\n");
+  EXPECT_THAT(ErrorOf({"--config", wrong.path()}), HasSubstr("did you mean 'comm.overlap'?"));
+  EXPECT_THAT(ErrorOf({"--train.timeout=5"}), HasSubstr("did you mean '--comm.timeout'?"));
+}
+
+// ---------------------------------------------------------------------------
+// Command-line aliases
+
+TEST(ConfigAliases, AllreduceAndCommTimeoutInBothForms) {
+  for (const auto& args :
+       {std::vector<std::string>{"--allreduce=mpi", "--comm-timeout=12.5"},
+        std::vector<std::string>{"--allreduce", "mpi", "--comm-timeout", "12.5"},
+        std::vector<std::string>{"--comm.allreduce=mpi", "--comm.timeout", "12.5"}}) {
+    SCOPED_TRACE(Join(args));
+    const CliRequest r = Parse(args);
+    EXPECT_EQ(r.config.comm.allreduce, "mpi");
+    EXPECT_DOUBLE_EQ(r.config.comm.timeout, 12.5);
+    // Recorded under the key, like the long form.
+    EXPECT_TRUE(r.given_keys.count("comm.allreduce"));
+    EXPECT_TRUE(r.given_keys.count("comm.timeout"));
+    EXPECT_FALSE(r.given_keys.count("comm.dtype"));
+  }
+  EXPECT_EQ(Parse({"--allreduce=ring"}).config.comm.allreduce, "ring");
+}
+
+TEST(ConfigAliases, AliasBeatsTheFileAndWorksWithOtherOptions) {
+  TempFile f("[comm]\nallreduce = mpi\ntimeout = 60\n");
+  const CliRequest r = Parse({"--config", f.path(), "--allreduce=ring", "--summary"});
+  EXPECT_EQ(r.action, CliAction::kSummary);
+  EXPECT_EQ(r.config.comm.allreduce, "ring");   // alias on the command line
+  EXPECT_DOUBLE_EQ(r.config.comm.timeout, 60);  // file
+  EXPECT_EQ(Parse({"--comm-timeout=7", "--config", f.path()}).config.comm.timeout, 7);
+}
+
+TEST(ConfigAliases, ErrorsNameTheKey) {
+  // Alias and key together are the same key twice.
+  EXPECT_THAT(ErrorOf({"--allreduce=mpi", "--comm.allreduce=ring"}),
+              AllOf(HasSubstr("comm.allreduce"), HasSubstr("more than once")));
+  EXPECT_THAT(ErrorOf({"--comm-timeout=5", "--comm-timeout=6"}),
+              AllOf(HasSubstr("comm.timeout"), HasSubstr("more than once")));
+  EXPECT_THAT(ErrorOf({"--allreduce=nccl"}),
+              AllOf(HasSubstr("comm.allreduce = 'nccl'"), HasSubstr("ring, mpi")));
+  EXPECT_THAT(ErrorOf({"--comm-timeout=-1"}),
+              AllOf(HasSubstr("comm.timeout = -1"), HasSubstr("> 0")));
+  EXPECT_THAT(ErrorOf({"--comm-timeout"}), AllOf(HasSubstr("comm.timeout"), HasSubstr("no value")));
+  // Misspelled aliases get a suggestion; only the exact alias is rewritten.
+  EXPECT_THAT(ErrorOf({"--allreduc=ring"}), HasSubstr("did you mean '--allreduce'?"));
+  EXPECT_THAT(ErrorOf({"--comm_timeout=5"}), HasSubstr("comm_timeout"));
+  EXPECT_THAT(ErrorOf({"--allreduce-x=ring"}), HasSubstr("allreduce-x"));
+  // Aliases are command-line only: not INI keys.
+  TempFile f("allreduce = mpi\n");
+  EXPECT_THAT(ErrorOf({"--config", f.path()}), HasSubstr("unknown key 'allreduce'"));
+}
+
 // ---------------------------------------------------------------------------
 // to_ini
 
@@ -303,6 +402,15 @@ Config EveryFieldChanged() {
   c.train.seed = 18446744073709551615ULL;
   c.train.threads = 7;
   c.train.output_dir = "runs/x-1";
+  c.train.trace_steps = 20;
+  c.model.frozen_bn = true;
+  c.comm.allreduce = "mpi";
+  c.comm.bucket_mb = 0.1 * 3;  // every digit again
+  c.comm.dtype = "bf16";
+  c.comm.segment_kb = 1;
+  c.comm.timeout = 12.5;
+  c.comm.check_weights_every = 0;
+  c.comm.overlap = false;
   return c;
 }
 
@@ -330,7 +438,8 @@ TEST(ConfigIni, RoundTripOfDefaultsAndEmptyValues) {
 
 TEST(ConfigIni, HasEverySectionAndKeyOnce) {
   const std::string ini = to_ini(EveryFieldChanged());
-  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]"}) EXPECT_THAT(ini, HasSubstr(s));
+  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]"})
+    EXPECT_THAT(ini, HasSubstr(s));
   for (const auto& full : config_keys()) {
     std::string key = "\n";
     key += full.substr(full.find('.') + 1);
@@ -341,6 +450,33 @@ TEST(ConfigIni, HasEverySectionAndKeyOnce) {
   }
   EXPECT_THAT(ini, HasSubstr("milestones = 1.5, 30, 60.25\n"));
   EXPECT_THAT(ini, HasSubstr("seed = 18446744073709551615\n"));
+  EXPECT_THAT(
+      ini, HasSubstr("\n[comm]\nallreduce = mpi\nbucket_mb = 0.30000000000000004\ndtype = bf16\n"
+                     "segment_kb = 1\ntimeout = 12.5\ncheck_weights_every = 0\noverlap = false\n"));
+  EXPECT_THAT(ini, HasSubstr("frozen_bn = true\n"));
+  EXPECT_THAT(ini, HasSubstr("trace_steps = 20\n"));
+}
+
+TEST(ConfigIni, RoundTripOfTheNewKeysOneAtATime) {
+  // Each new key alone away from its default survives to_ini -> parse.
+  std::vector<Config> variants(9);
+  variants[0].model.frozen_bn = true;
+  variants[1].train.trace_steps = 3;
+  variants[2].comm.allreduce = "mpi";
+  variants[3].comm.bucket_mb = 1.0 / 3.0;
+  variants[4].comm.dtype = "fp16";
+  variants[5].comm.segment_kb = 4096;
+  variants[6].comm.timeout = 0.25;
+  variants[7].comm.check_weights_every = 100000000000LL;
+  variants[8].comm.overlap = false;
+  for (const Config& want : variants) {
+    ASSERT_NO_THROW(validate(want));
+    const std::string ini = to_ini(want);
+    TempFile f(ini, ".ini");
+    Config got = Parse({"--config", f.path()}).config;
+    got.config_file.clear();
+    EXPECT_TRUE(got == want) << ini;
+  }
 }
 
 TEST(ConfigIni, RecordsTheSourceFileAsAComment) {
@@ -572,6 +708,21 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyAndAllowedRange) {
       {{"--model.arch=plain34", "--model.shortcut=B"}, "model.shortcut", "auto, none"},
       {{"--train.output_dir="}, "train.output_dir", "directory"},
       {{"--train.output_dir=runs/#3"}, "train.output_dir", "'#'"},
+      {{"--train.trace_steps=-1"}, "train.trace_steps", ">= 0"},
+      {{"--comm.allreduce=nccl"}, "comm.allreduce", "ring, mpi"},
+      {{"--comm.allreduce=Ring"}, "comm.allreduce", "ring, mpi"},
+      {{"--comm.bucket_mb=0"}, "comm.bucket_mb", "> 0"},
+      {{"--comm.bucket_mb=-1"}, "comm.bucket_mb", "> 0"},
+      {{"--comm.dtype=fp64"}, "comm.dtype", "fp32, bf16, fp16"},
+      {{"--comm.dtype=float"}, "comm.dtype", "fp32, bf16, fp16"},
+      {{"--comm.segment_kb=0"}, "comm.segment_kb", ">= 1"},
+      {{"--comm.segment_kb=-4"}, "comm.segment_kb", ">= 1"},
+      {{"--comm.timeout=0"}, "comm.timeout", "> 0"},
+      {{"--comm.timeout=-5"}, "comm.timeout", "> 0"},
+      {{"--comm.check_weights_every=-1"}, "comm.check_weights_every", ">= 0"},
+      // Through the aliases: the message names the key.
+      {{"--allreduce=gloo"}, "comm.allreduce", "ring, mpi"},
+      {{"--comm-timeout=0"}, "comm.timeout", "> 0"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(Join(c.args));
@@ -601,10 +752,59 @@ TEST(ConfigErrors, BoundaryValuesAreAccepted) {
       {"--data.source=hdf5", "--data.path=/x"},
       {"--optim.nesterov=true", "--optim.momentum=0.9"},
       {"--data.val_samples=0"},
+      {"--train.trace_steps=0"},
+      {"--comm.allreduce=mpi"},
+      {"--comm.bucket_mb=0.001"},
+      {"--comm.dtype=bf16"},
+      {"--comm.dtype=fp16"},
+      {"--comm.segment_kb=1"},
+      {"--comm.timeout=0.5"},
+      {"--comm.check_weights_every=0"},
+      {"--comm.overlap=false"},
+      {"--model.frozen_bn"},
   };
   for (const auto& args : ok) {
     SCOPED_TRACE(Join(args));
     EXPECT_NO_THROW(Parse(args));
+  }
+}
+
+TEST(ConfigErrors, NewKeysWrongTypes) {
+  struct Case {
+    std::string arg, key, expected;
+  };
+  const std::vector<Case> cases = {
+      {"--comm.bucket_mb=big", "comm.bucket_mb", "not a number"},
+      {"--comm.segment_kb=1.5", "comm.segment_kb", "not an integer"},
+      {"--comm.timeout=inf", "comm.timeout", "finite number"},
+      {"--comm.check_weights_every=x", "comm.check_weights_every", "not an integer"},
+      {"--comm.overlap=sometimes", "comm.overlap", "true, false"},
+      {"--model.frozen_bn=2", "model.frozen_bn", "true, false"},
+      {"--train.trace_steps=1e3", "train.trace_steps", "not an integer"},
+      {"--comm-timeout=soon", "comm.timeout", "not a number"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.arg);
+    EXPECT_THAT(ErrorOf({c.arg}),
+                AllOf(HasSubstr(c.key), HasSubstr(c.expected), HasSubstr("command line")));
+  }
+}
+
+TEST(ConfigErrors, ValidateNamesEachNewKey) {
+  const std::vector<std::pair<std::function<void(Config&)>, std::string>> cases = {
+      {[](Config& c) { c.train.trace_steps = -2; }, "train.trace_steps = -2"},
+      {[](Config& c) { c.comm.allreduce = ""; }, "comm.allreduce = ''"},
+      {[](Config& c) { c.comm.bucket_mb = 0; }, "comm.bucket_mb = 0"},
+      {[](Config& c) { c.comm.dtype = "FP32"; }, "comm.dtype = 'FP32'"},
+      {[](Config& c) { c.comm.segment_kb = 0; }, "comm.segment_kb = 0"},
+      {[](Config& c) { c.comm.timeout = 0; }, "comm.timeout = 0"},
+      {[](Config& c) { c.comm.check_weights_every = -1; }, "comm.check_weights_every = -1"},
+  };
+  for (const auto& [mutate, expected] : cases) {
+    SCOPED_TRACE(expected);
+    Config c;
+    mutate(c);
+    EXPECT_THAT(ValidateError(c), AllOf(StartsWith("config error:"), HasSubstr(expected)));
   }
 }
 

@@ -1,13 +1,47 @@
 // resnet-train: train a ResNet from a config file plus overrides.
 // Exit codes: 0 done, 2 user error (message says what to fix), 1 internal
-// error, 128+signal when stopped by SIGINT/SIGTERM after checkpointing.
+// error, 3 communication failure (a collective timed out), 128+signal when
+// stopped by SIGINT/SIGTERM after checkpointing.
+//
+// Started by mpirun/mpiexec or srun, every rank runs this main and they
+// train data-parallel; started plainly it is one process without MPI.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <memory>
+#include <string>
+
+#include "comm/communicator.h"
+#include "comm/mpi_world.h"
 
 #include "trainer/config/config.h"
 #include "trainer/core/error.h"
 #include "trainer/model/arch.h"
 #include "trainer/train/trainer.h"
+
+namespace {
+
+// True when an MPI launcher started us (Open MPI's mpirun, or a PMI/PMIx
+// server such as srun --mpi=pmix). A plain start skips MPI altogether, so the
+// demo and login-node smoke tests need no MPI runtime.
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+std::unique_ptr<rn::comm::MpiSession> g_mpi;
+
+// With several ranks an error must take the whole job down (MPI_Abort),
+// not leave the others waiting in a collective.
+int fail(const std::string& message, int code) {
+  if (g_mpi && g_mpi->world().size > 1) rn::comm::abort_job(message, code);
+  const std::string who = g_mpi ? "resnet-train[rank " + std::to_string(g_mpi->world().rank) + "]" : "resnet-train";
+  std::fprintf(stderr, "%s: %s\n", who.c_str(), message.c_str());
+  return code;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   try {
@@ -29,13 +63,19 @@ int main(int argc, char** argv) {
       }
       case rn::CliAction::kTrain: break;
     }
-    const rn::TrainResult r = rn::run_training(req.config);
+    std::unique_ptr<rn::comm::Communicator> world;
+    if (launched_by_mpi()) {
+      g_mpi = std::make_unique<rn::comm::MpiSession>(&argc, &argv);
+      world = std::make_unique<rn::comm::Communicator>(MPI_COMM_WORLD, req.config.comm.timeout);
+    }
+    const rn::TrainResult r =
+        rn::run_training(req.config, world.get(), g_mpi ? g_mpi->world().local_size : 1);
+    world.reset();
+    g_mpi.reset();
     return r.interrupted ? 128 + r.signal : 0;
   } catch (const rn::UserError& e) {
-    std::fprintf(stderr, "resnet-train: error: %s\n", e.what());
-    return 2;
+    return fail(std::string("error: ") + e.what(), 2);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "resnet-train: internal error: %s\n", e.what());
-    return 1;
+    return fail(std::string("internal error: ") + e.what(), 1);
   }
 }

@@ -46,14 +46,24 @@ class ConvKernel {
 
 // Batch normalisation over N,H,W per channel; optional ReLU fused after it.
 // mean/var are the biased batch statistics of the last training forward.
+//
+// A kernel made with global_stats (Backend::make_batchnorm) normalises with
+// given statistics in training too ("frozen" BN): forward_training then
+// reads mean/var as inputs (e.g. the running statistics) and does not write
+// them, and backward treats them as constants, so dx, dgamma and dbeta are
+// the exact gradient of y = gamma * (x - mean) / sqrt(var + eps) + beta
+// (followed by the ReLU when fused) with mean/var fixed.
 class BatchNormKernel {
  public:
   virtual ~BatchNormKernel() = default;
+  // Without global_stats: writes the batch statistics into mean/var. With
+  // global_stats: reads mean/var (they are not modified).
   virtual void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y,
                                 Tensor& mean, Tensor& var) = 0;
   virtual void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
                                  const Tensor& mean, const Tensor& var, Tensor& y) = 0;
-  // Uses the statistics (and ReLU mask) of the last forward_training.
+  // Uses the statistics (and ReLU mask) of the last forward_training: pass
+  // the mean/var that forward_training wrote (or, with global_stats, read).
   virtual void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta,
                         const Tensor& mean, const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta) = 0;
 };
@@ -100,7 +110,10 @@ class Backend {
   virtual Layout activation_layout(int64_t channels) const = 0;
 
   virtual std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) = 0;
-  virtual std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu) = 0;
+  // global_stats: forward_training and backward use the mean/var passed in
+  // (see BatchNormKernel) instead of batch statistics.
+  virtual std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu,
+                                                          bool global_stats = false) = 0;
   virtual std::unique_ptr<ReluKernel> make_relu(const Shape& s, Layout l) = 0;
   virtual std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) = 0;
   virtual std::unique_ptr<LinearKernel> make_linear(int64_t n, int64_t in, int64_t out) = 0;

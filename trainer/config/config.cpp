@@ -213,6 +213,12 @@ const std::vector<OptionSpec>& options() {
       make<bool>("model", "zero_init_residual", "BOOL",
                  "start each residual branch's last BN scale at 0",
                  RN_FIELD(model.zero_init_residual)),
+      make<bool>(
+          "model", "frozen_bn", "BOOL",
+          "BN normalises with its running statistics in training too and does not update "
+          "them (gamma and beta still learn); for fine-tuning with small per-rank batches and "
+          "exact data-parallel equivalence tests",
+          RN_FIELD(model.frozen_bn)),
       // [data]
       make<std::string>("data", "source", "STRING",
                         "training data: synthetic (generated from train.seed) | hdf5 (converter "
@@ -285,11 +291,42 @@ const std::vector<OptionSpec>& options() {
                 RN_FIELD(train.eval_every_epochs)),
       make<uint64_t>("train", "seed", "INT",
                      "seed of initialisation, data order and synthetic data", RN_FIELD(train.seed)),
-      make<int>("train", "threads", "INT", "OpenMP threads per rank (>= 0; 0: OpenMP default)",
+      make<int>("train", "threads", "INT",
+                "OpenMP threads per rank (>= 0; 0: the cores of this node divided among the ranks "
+                "on it, the OpenMP default when alone)",
                 RN_FIELD(train.threads)),
       make<std::string>("train", "output_dir", "PATH",
                         "directory for logs, the effective config and checkpoints",
                         RN_FIELD(train.output_dir)),
+      make<int>("train", "trace_steps", "INT",
+                "record the first N steps' forward/backward/all-reduce timeline into "
+                "<output_dir>/trace.json (Chrome trace format, rank 0); >= 0, 0: off",
+                RN_FIELD(train.trace_steps)),
+      // [comm]
+      make<std::string>("comm", "allreduce", "STRING",
+                        "gradient all-reduce: ring (own ring all-reduce over MPI point-to-point) | "
+                        "mpi (MPI_Allreduce, for comparison)",
+                        RN_FIELD(comm.allreduce)),
+      make<double>("comm", "bucket_mb", "FLOAT", "gradient bucket size in MiB (> 0)",
+                   RN_FIELD(comm.bucket_mb)),
+      make<std::string>("comm", "dtype", "STRING",
+                        "gradient dtype on the wire: fp32 | bf16 | fp16 (reduced with fp32 "
+                        "accumulation)",
+                        RN_FIELD(comm.dtype)),
+      make<int>("comm", "segment_kb", "INT", "ring pipelining segment size in KiB (>= 1)",
+                RN_FIELD(comm.segment_kb)),
+      make<double>("comm", "timeout", "FLOAT",
+                   "seconds a collective may take before the job is aborted naming the missing "
+                   "rank (> 0)",
+                   RN_FIELD(comm.timeout)),
+      make<int64_t>(
+          "comm", "check_weights_every", "INT",
+          "every this many steps all ranks compare a hash of their weights (>= 0; 0: off)",
+          RN_FIELD(comm.check_weights_every)),
+      make<bool>("comm", "overlap", "BOOL",
+                 "start each bucket's all-reduce while backward continues (false: all-reduce after "
+                 "backward; for comparison)",
+                 RN_FIELD(comm.overlap)),
   };
   return table;
 }
@@ -297,8 +334,46 @@ const std::vector<OptionSpec>& options() {
 #undef RN_FIELD
 
 const std::vector<std::string>& sections() {
-  static const std::vector<std::string> s = {"model", "data", "optim", "train"};
+  static const std::vector<std::string> s = {"model", "data", "optim", "train", "comm"};
   return s;
+}
+
+// "[model], [data], [optim], [train] <conj> [comm]", for messages.
+std::string section_names(const char* conj) {
+  std::string out;
+  const auto& s = sections();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) out += i + 1 == s.size() ? fmt::format(" {} ", conj) : ", ";
+    out += "[" + s[i] + "]";
+  }
+  return out;
+}
+
+// Command-line aliases: `--alias=V` / `--alias V` mean `--key=V`. Rewritten
+// to the key before parsing, so everything after (duplicates, messages,
+// given_keys) sees the key.
+struct CliAlias {
+  const char* alias;
+  const char* key;
+  const char* metavar;
+};
+const std::vector<CliAlias>& cli_aliases() {
+  static const std::vector<CliAlias> a = {
+      {"allreduce", "comm.allreduce", "X"},
+      {"comm-timeout", "comm.timeout", "S"},
+  };
+  return a;
+}
+
+// `--alias[=value]` -> `--key[=value]`; other arguments unchanged.
+std::string expand_alias(const std::string& arg) {
+  if (arg.rfind("--", 0) != 0) return arg;
+  const auto eq = arg.find('=');
+  const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+  for (const auto& a : cli_aliases())
+    if (name == a.alias)
+      return "--" + std::string(a.key) + (eq == std::string::npos ? "" : arg.substr(eq));
+  return arg;
 }
 
 struct CliFlag {
@@ -370,8 +445,10 @@ std::vector<std::string> all_keys() {
 
 [[noreturn]] void unknown_key(const std::string& name, const std::string& where, bool cli) {
   std::vector<std::string> cands = all_keys();
-  if (cli)
+  if (cli) {
     for (const auto& f : cli_flags()) cands.push_back(f.name);
+    for (const auto& a : cli_aliases()) cands.push_back(a.alias);
+  }
   const std::string best = closest(name, cands);
   const std::string shown = cli ? (name.rfind('-', 0) == 0 ? name : "--" + name) : name;
   std::string msg;
@@ -386,11 +463,12 @@ std::vector<std::string> all_keys() {
     msg += ".";
   }
   if (cli)
-    msg +=
+    msg += fmt::format(
         " Options are --config FILE, --summary, --help, --version and --section.key=VALUE for "
-        "the keys of [model], [data], [optim] and [train]; ";
+        "the keys of {}; ",
+        section_names("and"));
   else
-    msg += " Keys are written 'key = value' under [model], [data], [optim] or [train]; ";
+    msg += fmt::format(" Keys are written 'key = value' under {}; ", section_names("or"));
   msg += kSeeHelp + std::string(".");
   fail(msg);
 }
@@ -468,11 +546,15 @@ std::string help_text() {
   s += "  resnet-train --help | --version\n\n";
   s += "Values come from the command line, else the config file, else the built-in defaults\n"
        "below (a small synthetic demo). In the file write 'key = value' under [model], [data],\n"
-       "[optim] or [train]; on the command line --section.key=VALUE. Booleans: true/false,\n"
-       "1/0, yes/no. Lists: comma-separated numbers. '#' starts a comment in the file.\n"
-       "Epochs may be fractional; batch sizes are images per rank.\n\n";
+       "[optim], [train] or [comm]; on the command line --section.key=VALUE. Booleans:\n"
+       "true/false, 1/0, yes/no. Lists: comma-separated numbers. '#' starts a comment in the\n"
+       "file. Epochs may be fractional; batch sizes are images per rank.\n\n";
   s += "General options:\n";
   for (const auto& f : cli_flags()) s += fmt::format("  {:<40} {}\n", f.usage, f.help);
+  s += "\nAliases (command line only):\n";
+  for (const auto& a : cli_aliases())
+    s += fmt::format("  {:<40} same as --{}={}\n", fmt::format("--{}={}", a.alias, a.metavar),
+                     a.key, a.metavar);
   for (const auto& sec : sections()) {
     s += fmt::format("\n[{}] options:\n", sec);
     for (const auto& o : options()) {
@@ -502,7 +584,7 @@ CliRequest parse_command_line(int argc, const char* const* argv) {
 
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
+    std::string a = expand_alias(argv[i]);
     if (a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' && a.find('=') == a.size() - 1)
       a += kEmptyValue;
     args.push_back(std::move(a));
@@ -601,10 +683,8 @@ CliRequest parse_command_line(int argc, const char* const* argv) {
     try {
       file_parsed = po::parse_config_file(in, config_desc, /*allow_unregistered=*/true);
     } catch (const po::error& e) {
-      fail(
-          fmt::format("{} is not valid INI: {}; expected 'key = value' lines under [model], "
-                      "[data], [optim] or [train] sections.",
-                      file_where, describe_po_error(e)));
+      fail(fmt::format("{} is not valid INI: {}; expected 'key = value' lines under {} sections.",
+                       file_where, describe_po_error(e), section_names("or")));
     }
     if (in.bad()) fail(fmt::format("cannot read {}: read error.", file_where));
     check_no_unknowns(file_parsed, file_where, /*cli=*/false);
@@ -747,11 +827,34 @@ void validate(const Config& c) {
     fail(fmt::format("train.eval_every_epochs = {} is out of range; must be >= 1.",
                      t.eval_every_epochs));
   if (t.threads < 0)
-    fail(fmt::format("train.threads = {} is out of range; must be >= 0 (0: OpenMP default).",
-                     t.threads));
+    fail(
+        fmt::format("train.threads = {} is out of range; must be >= 0 (0: the node's cores "
+                    "divided among its ranks).",
+                    t.threads));
   if (t.output_dir.empty())
     fail("train.output_dir is empty; allowed: a directory path such as runs/demo.");
   check_ini_string("train.output_dir", t.output_dir);
+  if (t.trace_steps < 0)
+    fail(fmt::format("train.trace_steps = {} is out of range; must be >= 0 (0: no trace).",
+                     t.trace_steps));
+
+  // [comm]
+  const auto& m = c.comm;
+  check_one_of("comm.allreduce", m.allreduce, {"ring", "mpi"});
+  if (!(m.bucket_mb > 0))
+    fail(fmt::format("comm.bucket_mb = {} is out of range; must be > 0 (MiB).",
+                     format_double(m.bucket_mb)));
+  check_one_of("comm.dtype", m.dtype, {"fp32", "bf16", "fp16"});
+  if (m.segment_kb < 1)
+    fail(fmt::format("comm.segment_kb = {} is out of range; must be >= 1 (KiB).", m.segment_kb));
+  if (!(m.timeout > 0))
+    fail(fmt::format("comm.timeout = {} is out of range; must be > 0 (seconds).",
+                     format_double(m.timeout)));
+  if (m.check_weights_every < 0)
+    fail(
+        fmt::format("comm.check_weights_every = {} is out of range; must be >= 0 (steps; 0: "
+                    "off).",
+                    m.check_weights_every));
 }
 
 std::string to_ini(const Config& c) {

@@ -7,7 +7,9 @@
 // Precedence (highest first): command line, config file, built-in defaults
 // (the member initialisers below). Every key is `section.key`; in the file it
 // is `key = value` under `[section]`, on the command line `--section.key=VALUE`
-// (or `--section.key VALUE`).
+// (or `--section.key VALUE`). A few keys also have a short command-line
+// alias (`--allreduce=X` is `--comm.allreduce=X`, `--comm-timeout=S` is
+// `--comm.timeout=S`; see help_text).
 //
 // Value syntax: numbers in C notation (0.1, 1e-4); booleans true/false, 1/0,
 // yes/no (on the command line a bare `--model.zero_init_residual` means
@@ -41,6 +43,10 @@ struct ModelConfig {
   // Initialise the last BN gamma of each residual branch to 0 (Goyal et al.
   // 2017), so every block starts as the identity.
   bool zero_init_residual = false;
+  // Frozen batch norm: BN uses its running statistics in training too and
+  // does not update them (gamma and beta still learn); for fine-tuning with
+  // small per-rank batches and for exact data-parallel equivalence tests.
+  bool frozen_bn = false;
 
   friend bool operator==(const ModelConfig&, const ModelConfig&) = default;
 };
@@ -117,12 +123,42 @@ struct TrainConfig {
   int eval_every_epochs = 1;
   // Seed of weight initialisation, data order and synthetic data.
   uint64_t seed = 1;
-  // OpenMP threads per rank (>= 0; 0: the OpenMP default).
+  // OpenMP threads per rank (>= 0; 0: the cores of this node divided among
+  // the ranks on it (OpenMP default when alone)).
   int threads = 0;
   // Directory for logs, the effective config and checkpoints.
   std::string output_dir = "runs/demo";
+  // Record the first N steps' forward/backward/all-reduce timeline into
+  // <output_dir>/trace.json (Chrome trace format, rank 0); >= 0, 0: off.
+  int trace_steps = 0;
 
   friend bool operator==(const TrainConfig&, const TrainConfig&) = default;
+};
+
+// Gradient communication between data-parallel ranks.
+struct CommConfig {
+  // All-reduce implementation: "ring" (the project's own ring all-reduce over
+  // MPI point-to-point) or "mpi" (MPI_Allreduce, for comparison).
+  std::string allreduce = "ring";
+  // Gradient bucket size in MiB (> 0): gradients are all-reduced in buckets
+  // of about this size.
+  double bucket_mb = 25;
+  // Gradient dtype on the wire: fp32 | bf16 | fp16 (reduced with fp32
+  // accumulation).
+  std::string dtype = "fp32";
+  // Ring pipelining segment size in KiB (>= 1).
+  int segment_kb = 256;
+  // Seconds a collective may take before the job is aborted naming the
+  // missing rank (> 0).
+  double timeout = 300;
+  // Every this many steps all ranks compare a hash of their weights
+  // (>= 0; 0: off).
+  int64_t check_weights_every = 1000;
+  // Start each bucket's all-reduce while backward continues (false: all-reduce
+  // after backward; for comparison).
+  bool overlap = true;
+
+  friend bool operator==(const CommConfig&, const CommConfig&) = default;
 };
 
 struct Config {
@@ -130,6 +166,7 @@ struct Config {
   DataConfig data;
   OptimConfig optim;
   TrainConfig train;
+  CommConfig comm;
   // Path given with --config ("" when none). Not an INI key.
   std::string config_file;
 

@@ -34,6 +34,11 @@ ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& pre
   }
 }
 
+void ResidualBlock::set_frozen_bn(bool frozen) {
+  for (auto& bn : bns_) bn->set_frozen(frozen);
+  if (proj_bn_) proj_bn_->set_frozen(frozen);
+}
+
 std::string ResidualBlock::kind() const {
   std::string k = type_ == BlockType::kBasic ? "basic" : "bottleneck";
   if (shortcut_ == ShortcutType::kNone) return k + " (plain)";

@@ -29,6 +29,9 @@ class ResidualBlock : public Module {
   // The BN whose gamma zero-init-residual sets to 0 (the block's last BN).
   BatchNorm2d& last_bn() { return *bns_.back(); }
   bool has_projection() const { return proj_conv_ != nullptr; }
+  // BatchNorm2d::set_frozen on every BN of the block (the downsample BN
+  // included); before the first forward.
+  void set_frozen_bn(bool frozen);
 
  private:
   struct Plan {

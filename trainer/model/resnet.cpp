@@ -21,6 +21,7 @@ ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutT
     for (int b = 0; b < arch.blocks[s]; ++b) {
       const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
       const std::string name = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
+      block_offsets_.push_back(static_cast<size_t>(params_.param_count()));
       blocks_.push_back(std::make_unique<ResidualBlock>(be, params_, name, arch.block, c, arch.widths[s], stride,
                                                         arch_.shortcut));
       block_names_.push_back(name);
@@ -42,10 +43,20 @@ const Tensor& ResNet::forward(const Tensor& x, Mode mode) {
 }
 
 const Tensor& ResNet::backward(const Tensor& dy) {
-  const Tensor* d = &avgpool_->backward(fc_->backward(dy));
-  for (size_t i = blocks_.size(); i-- > 0;) d = &blocks_[i]->backward(*d);
+  auto ready = [&](size_t offset) {
+    if (grad_ready_) grad_ready_(offset);
+  };
+  const Tensor* d = &fc_->backward(dy);
+  ready(fc_->weight().offset);
+  d = &avgpool_->backward(*d);
+  for (size_t i = blocks_.size(); i-- > 0;) {
+    d = &blocks_[i]->backward(*d);
+    ready(block_offsets_[i]);
+  }
   if (maxpool_) d = &maxpool_->backward(*d);
-  return conv1_->backward(bn1_->backward(*d));
+  const Tensor& dx = conv1_->backward(bn1_->backward(*d));
+  ready(0);
+  return dx;
 }
 
 int64_t ResNet::macs(const Shape& in) const {
@@ -83,6 +94,11 @@ void ResNet::initialize(uint64_t seed, bool zero_init_residual) {
   if (zero_init_residual)
     for (auto& b : blocks_) be_.fill(b->last_bn().gamma().value, 0.f);
   be_.fill(params_.flat_grads(), 0.f);
+}
+
+void ResNet::set_frozen_bn(bool frozen) {
+  bn1_->set_frozen(frozen);
+  for (auto& b : blocks_) b->set_frozen_bn(frozen);
 }
 
 std::vector<SummaryRow> ResNet::summary(int64_t image_size) const {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,11 @@ class ResNet : public Module {
   const Tensor& forward(const Tensor& x, Mode mode) override;
   // dy: d(loss)/d(logits). Fills every parameter gradient.
   const Tensor& backward(const Tensor& dy) override;
+  // Called during backward each time the gradients of every parameter at
+  // flat element offset >= `offset` are final (after the classifier, after
+  // each residual block, after the stem: the offset only decreases). The
+  // gradient all-reduce starts buckets from it while backward continues.
+  void set_grad_ready_callback(std::function<void(size_t offset)> cb) { grad_ready_ = std::move(cb); }
   int64_t macs(const Shape& in) const override;
   std::string kind() const override { return "resnet"; }
 
@@ -40,6 +46,10 @@ class ResNet : public Module {
   // BN gamma 1 / beta 0 (gamma 0 on each block's last BN when
   // zero_init_residual), PyTorch's default uniform init for fc.
   void initialize(uint64_t seed, bool zero_init_residual);
+  // Frozen batch norm (model.frozen_bn): every BN (bn1 and those of all
+  // blocks) normalises with its running statistics in training too and does
+  // not update them; see BatchNorm2d::set_frozen. Before the first forward.
+  void set_frozen_bn(bool frozen);
 
   ParamStore& params() { return params_; }
   const ArchSpec& arch() const { return arch_; }
@@ -58,6 +68,8 @@ class ResNet : public Module {
   std::vector<std::string> block_names_;
   std::unique_ptr<GlobalAvgPool> avgpool_;
   std::unique_ptr<Linear> fc_;
+  std::vector<size_t> block_offsets_;  // first parameter offset of each block
+  std::function<void(size_t)> grad_ready_;
 };
 
 }  // namespace rn

@@ -18,11 +18,16 @@ BatchNorm2d::BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, i
   be.fill(one_, 1.f);
 }
 
+void BatchNorm2d::set_frozen(bool frozen) {
+  RN_CHECK(cur_ == nullptr, gamma_->name + ": set_frozen must be called before the first forward");
+  frozen_ = frozen;
+}
+
 BatchNorm2d::Plan BatchNorm2d::make_plan(const Tensor& x) {
   RN_CHECK(x.shape().rank() == 4 && x.shape()[1] == c_,
            gamma_->name + " expects " + std::to_string(c_) + " channels, got " + x.shape().str());
   Plan p;
-  p.kernel = be_.make_batchnorm(x.shape(), x.layout(), eps_, fuse_relu_);
+  p.kernel = be_.make_batchnorm(x.shape(), x.layout(), eps_, fuse_relu_, /*global_stats=*/frozen_);
   p.y = be_.allocate(x.shape(), x.layout());
   p.dx = be_.allocate(x.shape(), x.layout());
   return p;
@@ -33,6 +38,11 @@ const Tensor& BatchNorm2d::forward(const Tensor& x, Mode mode) {
   x_ = x;
   if (mode == Mode::kEval) {
     cur_->kernel->forward_inference(x, gamma_->value, beta_->value, rmean_->value, rvar_->value, cur_->y);
+    return cur_->y;
+  }
+  if (frozen_) {
+    // Normalise with the running statistics; they stay as they are.
+    cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, rmean_->value, rvar_->value);
     return cur_->y;
   }
   cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, mean_, var_);
@@ -47,7 +57,9 @@ const Tensor& BatchNorm2d::forward(const Tensor& x, Mode mode) {
 
 const Tensor& BatchNorm2d::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "backward before forward in " + gamma_->name);
-  cur_->kernel->backward(x_, dy, gamma_->value, beta_->value, mean_, var_, cur_->dx, gamma_->grad, beta_->grad);
+  const Tensor& mean = frozen_ ? rmean_->value : mean_;
+  const Tensor& var = frozen_ ? rvar_->value : var_;
+  cur_->kernel->backward(x_, dy, gamma_->value, beta_->value, mean, var, cur_->dx, gamma_->grad, beta_->grad);
   return cur_->dx;
 }
 

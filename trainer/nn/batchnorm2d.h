@@ -3,6 +3,13 @@
 // Training uses batch statistics and updates the running averages PyTorch's
 // way: running = (1 - momentum) * running + momentum * batch, with the
 // unbiased variance. Eval uses the running statistics.
+//
+// Frozen (set_frozen(true)): training also normalises with the running
+// statistics and leaves them (and num_batches_tracked) unchanged; gamma and
+// beta still learn, with the exact gradient of
+// y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta. For
+// fine-tuning with small per-rank batches and for exact data-parallel
+// equivalence tests (the output of an image does not depend on the batch).
 #pragma once
 
 #include <memory>
@@ -26,6 +33,9 @@ class BatchNorm2d : public Module {
   Param& beta() { return *beta_; }
   StateBuffer& running_mean() { return *rmean_; }
   StateBuffer& running_var() { return *rvar_; }
+  // Must be called before the first forward (kernels are chosen then).
+  void set_frozen(bool frozen);
+  bool frozen() const { return frozen_; }
 
  private:
   struct Plan {
@@ -39,6 +49,7 @@ class BatchNorm2d : public Module {
   StateBuffer *rmean_, *rvar_, *nbt_;
   int64_t c_;
   bool fuse_relu_;
+  bool frozen_ = false;
   float eps_, momentum_;
   Tensor mean_, var_;  // batch statistics of the last training forward
   Tensor one_;         // the constant 1, to count batches with axpby

@@ -46,6 +46,9 @@ class ParamStore {
   int64_t param_count() const { return param_elems_; }
   Tensor& flat_values() { return values_; }
   Tensor& flat_grads() { return grads_; }
+  // Every StateBuffer, contiguous in declaration order (buffer_count elements).
+  Tensor& flat_buffers() { return buffer_values_; }
+  int64_t buffer_count() const { return buffer_elems_; }
   bool allocated() const { return !values_.empty(); }
 
  private:

@@ -7,8 +7,13 @@
 #include <csignal>
 #include <cmath>
 #include <filesystem>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
+#include <thread>
 
+#include "comm/allreduce.h"
 #include "data/synthetic_source.h"
 #include "trainer/checkpoint/checkpoint_writer.h"
 #include "trainer/core/error.h"
@@ -17,7 +22,9 @@
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/optim/sgd.h"
 #include "trainer/train/metrics_writer.h"
+#include "trainer/train/data_parallel.h"
 #include "trainer/train/run_log.h"
+#include "trainer/train/step_trace.h"
 
 namespace rn {
 namespace {
@@ -63,14 +70,21 @@ struct EvalResult {
   double loss = 0, top1 = 0;
 };
 
+// This rank's contiguous share [begin, end) of n samples split over world
+// ranks: every sample counted exactly once, shares differ by at most one.
+std::pair<int64_t, int64_t> share(int64_t n, int rank, int world) {
+  const int64_t q = n / world, m = n % world;
+  const int64_t begin = rank * q + std::min<int64_t>(rank, m);
+  return {begin, begin + q + (rank < m ? 1 : 0)};
+}
+
+// Validation over this rank's share, summed over ranks.
 EvalResult evaluate(ResNet& model, Backend& be, SoftmaxCrossEntropy& loss, const SyntheticSource& src,
-                    int64_t samples, int batch, HostBatch& host, Tensor& input) {
-  EvalResult r;
-  int64_t done = 0;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  while (done < samples) {
-    const int64_t n = std::min<int64_t>(batch, samples - done);
+                    int64_t samples, int batch, HostBatch& host, Tensor& input, comm::Communicator* world) {
+  const auto [first, last] = share(samples, world ? world->rank() : 0, world ? world->size() : 1);
+  double sums[2] = {0, 0};  // loss * n, correct
+  for (int64_t done = first; done < last;) {
+    const int64_t n = std::min<int64_t>(batch, last - done);
     HostBatch* hb = &host;
     HostBatch partial;
     Tensor in = input;
@@ -82,14 +96,37 @@ EvalResult evaluate(ResNet& model, Backend& be, SoftmaxCrossEntropy& loss, const
     src.fill(/*stream=*/1, static_cast<uint64_t>(done), *hb);
     be.from_host(hb->images.data(), in);
     const auto lr = loss.forward_backward(model.forward(in, Mode::kEval), hb->labels.data());
-    loss_sum += lr.loss * double(n);
-    correct += lr.correct;
+    sums[0] += lr.loss * double(n);
+    sums[1] += double(lr.correct);
     done += n;
   }
-  r.loss = loss_sum / double(samples);
-  r.top1 = double(correct) / double(samples);
-  return r;
+  if (world && world->size() > 1) world->allreduce_sum(sums, 2, "validation metrics");
+  return EvalResult{sums[0] / double(samples), sums[1] / double(samples)};
 }
+
+// Test-only fault injection: RN_TEST_FAULT="RANK:STEP:throw|hang" makes that
+// rank throw, or stop responding, when it starts step STEP (1-based). The
+// distributed tests use it to check that a failing or hung rank takes the
+// job down with a clear message instead of a hang.
+struct FaultInjection {
+  int rank = -1;
+  int64_t step = -1;
+  bool hang = false;
+  FaultInjection() {
+    const char* e = std::getenv("RN_TEST_FAULT");
+    if (!e) return;
+    char kind[16] = {0};
+    long long st = 0;
+    if (std::sscanf(e, "%d:%lld:%15s", &rank, &st, kind) != 3) throw UserError("RN_TEST_FAULT must be RANK:STEP:throw|hang");
+    step = st;
+    hang = std::string(kind) == "hang";
+  }
+  void at_step(int my_rank, int64_t s) const {
+    if (my_rank != rank || s != step) return;
+    if (!hang) throw InternalError(fmt::format("injected test fault on rank {} at step {}", my_rank, s));
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+};
 
 }  // namespace
 
@@ -113,30 +150,56 @@ void print_summary(const Config& cfg) {
   fmt::print("multiply-adds per image: {} ({:.3f}G)\n", macs, macs / 1e9);
 }
 
-TrainResult run_training(const Config& cfg) {
+TrainResult run_training(const Config& cfg, comm::Communicator* world, int local_size) {
   if (cfg.data.source != "synthetic")
     throw UserError("data.source = '" + cfg.data.source +
                     "': this build reads only the built-in synthetic data; the HDF5 shard loader is not "
                     "implemented yet. Use --data.source=synthetic to smoke-test this recipe.");
   const Model m = resolve_model(cfg.model);
   const auto& t = cfg.train;
+  const int rank = world ? world->rank() : 0;
+  const int world_size = world ? world->size() : 1;
+  const bool lead = rank == 0;  // only rank 0 prints and writes files
   namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(t.output_dir, ec);
-  if (ec) throw UserError("cannot create train.output_dir = '" + t.output_dir + "': " + ec.message());
-  {
+  std::optional<RunLog> log;
+  std::optional<MetricsWriter> metrics;
+  if (lead) {
+    std::error_code ec;
+    fs::create_directories(t.output_dir, ec);
+    if (ec) throw UserError("cannot create train.output_dir = '" + t.output_dir + "': " + ec.message());
     std::ofstream ini(fs::path(t.output_dir) / "config.ini");
     ini << to_ini(cfg);
     if (!ini) throw UserError("cannot write " + (fs::path(t.output_dir) / "config.ini").string());
+    log.emplace((fs::path(t.output_dir) / "train.log").string());
+    metrics.emplace((fs::path(t.output_dir) / "metrics.jsonl").string());
   }
-  RunLog log((fs::path(t.output_dir) / "train.log").string());
-  MetricsWriter metrics((fs::path(t.output_dir) / "metrics.jsonl").string());
+  auto say = [&](const std::string& s) {
+    if (log) log->line(s);
+  };
+  const FaultInjection fault;
 
-  auto be = make_cpu_backend(t.threads);
+  // Ranks sharing a node share its cores unless train.threads says otherwise.
+  int threads = t.threads;
+  if (threads == 0 && local_size > 1)
+    threads = std::max(1, int(std::thread::hardware_concurrency()) / local_size);
+  auto be = make_cpu_backend(threads);
   ResNet model(*be, m.arch, cfg.model.num_classes, m.shortcut);
   model.initialize(t.seed, cfg.model.zero_init_residual);
-  const int world = 1;  // data-parallel ranks arrive with comm/
-  const int64_t global_batch = int64_t(t.batch_size) * world;
+  if (cfg.model.frozen_bn) model.set_frozen_bn(true);
+
+  std::optional<DataParallel> dp;
+  if (world) {
+    DataParallelOptions o;
+    if (!comm::parse_algorithm(cfg.comm.allreduce, &o.algorithm)) throw UserError("comm.allreduce must be ring or mpi");
+    if (!comm::parse_dtype(cfg.comm.dtype, &o.sync.wire)) throw UserError("comm.dtype must be fp32, bf16 or fp16");
+    o.segment_bytes = size_t(cfg.comm.segment_kb) * 1024;
+    o.sync.bucket_bytes = std::max<size_t>(4, size_t(cfg.comm.bucket_mb * double(1 << 20)));
+    o.sync.overlap = cfg.comm.overlap;
+    world->set_timeout(cfg.comm.timeout);
+    dp.emplace(*world, model, o);
+    dp->broadcast_weights();  // every replica starts from rank 0's weights
+  }
+  const int64_t global_batch = int64_t(t.batch_size) * world_size;
   Sgd opt(*be, model.params(),
           SgdOptions{float(cfg.optim.momentum), cfg.optim.nesterov, float(cfg.optim.weight_decay),
                      cfg.optim.no_decay_bn_bias});
@@ -162,11 +225,15 @@ TrainResult run_training(const Config& cfg) {
   Tensor input = be->allocate(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size}, Layout::kNCHW);
   SoftmaxCrossEntropy loss(*be, float(cfg.optim.label_smoothing));
 
-  log.line(fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} rank(s) x batch {} = {}", RN_VERSION,
-                       m.arch.name, model.params().param_count() / 1e6, be->name(), world, t.batch_size,
-                       global_batch));
-  log.line(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps,
-                       total_epochs, steps_per_epoch, so.base_lr, so.kind, t.output_dir));
+  say(fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} rank(s) x batch {} = {}", RN_VERSION,
+                  m.arch.name, model.params().param_count() / 1e6, be->name(), world_size, t.batch_size,
+                  global_batch));
+  if (dp && world_size > 1)
+    say(fmt::format("data parallel: {} all-reduce, {} gradient buckets of >= {:g} MiB, {} on the wire, overlap {}",
+                    cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
+                    cfg.comm.overlap ? "on" : "off"));
+  say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps, total_epochs,
+                  steps_per_epoch, so.base_lr, so.kind, t.output_dir));
 
   StopSignals signals;
   ProgressLine progress;
@@ -174,78 +241,115 @@ TrainResult run_training(const Config& cfg) {
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   auto t_window = t_start;
-  double window_loss = 0;
-  int64_t window_correct = 0, window_steps = 0;
+  StepTrace trace(comm::GradientSync::now());
+  // Sums over the logging window: loss, correct, exposed comm seconds.
+  double window[3] = {0, 0, 0};
+  int64_t window_steps = 0;
   int last_eval_epoch = 0;
 
   for (int64_t step = 0; step < total_steps; ++step) {
+    fault.at_step(rank, step + 1);
+    const bool tracing = lead && step < t.trace_steps;
+    const double t0 = comm::GradientSync::now();
     const double epoch = double(step) / double(steps_per_epoch);
     const double lr = schedule.at(epoch);
-    src.fill(/*stream=*/0, static_cast<uint64_t>(step) * uint64_t(global_batch), host);
+    // Rank r trains on images [r*B, (r+1)*B) of the step's global batch.
+    src.fill(/*stream=*/0, static_cast<uint64_t>(step) * uint64_t(global_batch) + uint64_t(rank) * t.batch_size, host);
     be->from_host(host.images.data(), input);
     const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), host.labels.data());
+    const double t1 = comm::GradientSync::now();
+    if (dp) dp->begin_backward();
     model.backward(loss.grad());
+    const double t2 = comm::GradientSync::now();
+    const double exposed = dp ? dp->finish_backward() : 0.0;
+    const double t3 = comm::GradientSync::now();
     opt.step(float(lr));
+    if (tracing) {
+      trace.span("data+forward+loss", step + 1, t0, t1);
+      trace.span("backward", step + 1, t1, t2);
+      trace.span("wait for gradients", step + 1, t2, t3);
+      trace.span("optimizer", step + 1, t3, comm::GradientSync::now());
+      if (dp) trace.buckets(step + 1, dp->bucket_timings());
+      if (step + 1 == t.trace_steps || step + 1 == total_steps)
+        trace.write((fs::path(t.output_dir) / "trace.json").string());
+    }
     if (!std::isfinite(lr_res.loss))
       throw UserError(fmt::format("training diverged at step {}: loss is {}. Lower optim.lr (now {}) or add warm-up "
                                   "(optim.warmup_epochs).", step + 1, lr_res.loss, lr));
-    window_loss += lr_res.loss;
-    window_correct += lr_res.correct;
+    window[0] += lr_res.loss;
+    window[1] += double(lr_res.correct);
+    window[2] += exposed;
     ++window_steps;
     result.steps = step + 1;
+    if (dp && cfg.comm.check_weights_every > 0 && (step + 1) % cfg.comm.check_weights_every == 0)
+      dp->check_weights(step + 1);
 
+    // Every rank must stop at the same step: agree on the stop flag.
+    int64_t stop_sig = g_stop_signal.load();
+    if (world && world_size > 1) world->allreduce_max(&stop_sig, 1, "stop-signal agreement");
     const bool last = step + 1 == total_steps;
-    const int stop_sig = g_stop_signal.load();
     if ((step + 1) % t.log_every == 0 || last || stop_sig) {
       be->synchronize();
+      if (world && world_size > 1) world->allreduce_sum(window, 3, "training metrics");
       const auto now = clock::now();
       const double dt = std::chrono::duration<double>(now - t_window).count();
       const double elapsed = std::chrono::duration<double>(now - t_start).count();
       const double ips = double(window_steps * global_batch) / std::max(dt, 1e-9);
-      result.final_loss = window_loss / double(window_steps);
-      result.final_top1 = double(window_correct) / double(window_steps * global_batch);
+      result.final_loss = window[0] / double(window_steps * world_size);
+      result.final_top1 = window[1] / double(window_steps * global_batch);
+      const double exposed_ms = 1e3 * window[2] / double(window_steps * world_size);
       const double ep = double(step + 1) / double(steps_per_epoch);
-      metrics.write({{"type", "train"}, {"step", step + 1}, {"epoch", ep}, {"loss", result.final_loss},
-                     {"top1", result.final_top1}, {"lr", lr}, {"images_per_sec", ips},
-                     {"elapsed_sec", elapsed}});
+      if (metrics) {
+        nlohmann::json rec = {{"type", "train"}, {"step", step + 1}, {"epoch", ep}, {"loss", result.final_loss},
+                              {"top1", result.final_top1}, {"lr", lr}, {"images_per_sec", ips},
+                              {"elapsed_sec", elapsed}, {"ranks", world_size}};
+        if (dp && world_size > 1) rec["comm_exposed_ms"] = exposed_ms;  // mean per step and rank
+        metrics->write(rec);
+      }
       const double eta = elapsed / double(step + 1) * double(total_steps - step - 1);
-      progress.update(fmt::format("step {}/{}  epoch {:.2f}  loss {:.4f}  top1 {:.3f}  lr {:.4g}  {:.1f} img/s  ETA {}",
-                                  step + 1, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
-                                  format_duration(eta)));
-      window_loss = 0;
-      window_correct = 0;
+      if (lead)
+        progress.update(fmt::format("step {}/{}  epoch {:.2f}  loss {:.4f}  top1 {:.3f}  lr {:.4g}  {:.1f} img/s{}  ETA {}",
+                                    step + 1, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
+                                    world_size > 1 ? fmt::format("  comm {:.1f} ms", exposed_ms) : "",
+                                    format_duration(eta)));
+      window[0] = window[1] = window[2] = 0;
       window_steps = 0;
       t_window = clock::now();
     }
     if (stop_sig) {
-      progress.finish();
+      if (lead) progress.finish();
       result.interrupted = true;
-      result.signal = stop_sig;
-      log.line(fmt::format("received signal {} at step {}: saving a checkpoint and stopping", stop_sig, step + 1));
+      result.signal = int(stop_sig);
+      say(fmt::format("received signal {} at step {}: saving a checkpoint and stopping", stop_sig, step + 1));
       break;
     }
     const int epoch_done = static_cast<int>((step + 1) / steps_per_epoch);
     const bool epoch_end = (step + 1) % steps_per_epoch == 0;
     if (cfg.data.val_samples > 0 && ((epoch_end && epoch_done - last_eval_epoch >= t.eval_every_epochs) || last)) {
       last_eval_epoch = epoch_done;
-      const EvalResult ev = evaluate(model, *be, loss, src, cfg.data.val_samples, t.batch_size, host, input);
+      if (dp) dp->average_buffers();  // every rank evaluates with the same BN statistics
+      const EvalResult ev = evaluate(model, *be, loss, src, cfg.data.val_samples, t.batch_size, host, input, world);
       result.val_top1 = ev.top1;
-      progress.finish();
-      log.line(fmt::format("validation after step {} (epoch {:.2f}): loss {:.4f}, top1 {:.4f} on {} images", step + 1,
-                           double(step + 1) / double(steps_per_epoch), ev.loss, ev.top1, cfg.data.val_samples));
-      metrics.write({{"type", "eval"}, {"step", step + 1}, {"epoch", double(step + 1) / double(steps_per_epoch)},
-                     {"val_loss", ev.loss}, {"val_top1", ev.top1}});
+      if (lead) progress.finish();
+      say(fmt::format("validation after step {} (epoch {:.2f}): loss {:.4f}, top1 {:.4f} on {} images", step + 1,
+                      double(step + 1) / double(steps_per_epoch), ev.loss, ev.top1, cfg.data.val_samples));
+      if (metrics)
+        metrics->write({{"type", "eval"}, {"step", step + 1}, {"epoch", double(step + 1) / double(steps_per_epoch)},
+                        {"val_loss", ev.loss}, {"val_top1", ev.top1}});
     }
   }
-  progress.finish();
+  if (lead) progress.finish();
+  if (dp) dp->average_buffers();
   const std::string ckpt = (fs::path(t.output_dir) / "checkpoint.h5").string();
-  save_checkpoint(ckpt, model, *be,
-                  CheckpointMeta{result.steps, double(result.steps) / double(steps_per_epoch), to_ini(cfg)});
+  if (lead)
+    save_checkpoint(ckpt, model, *be,
+                    CheckpointMeta{result.steps, double(result.steps) / double(steps_per_epoch), to_ini(cfg)});
   const double secs = std::chrono::duration<double>(clock::now() - t_start).count();
-  log.line(fmt::format("{} after {} steps in {}: train loss {:.4f}, train top1 {:.4f}{}; checkpoint {}",
-                       result.interrupted ? "stopped" : "finished", result.steps, format_duration(secs),
-                       result.final_loss, result.final_top1,
-                       result.val_top1 >= 0 ? fmt::format(", val top1 {:.4f}", result.val_top1) : "", ckpt));
+  say(fmt::format("{} after {} steps in {}: train loss {:.4f}, train top1 {:.4f}{}; checkpoint {}",
+                  result.interrupted ? "stopped" : "finished", result.steps, format_duration(secs), result.final_loss,
+                  result.final_top1, result.val_top1 >= 0 ? fmt::format(", val top1 {:.4f}", result.val_top1) : "",
+                  ckpt));
+  if (world && world_size > 1) world->barrier("end of training");  // rank 0's checkpoint is on disk
   return result;
 }
 

@@ -4,6 +4,10 @@
 
 #include "trainer/config/config.h"
 
+namespace rn::comm {
+class Communicator;
+}
+
 namespace rn {
 
 struct TrainResult {
@@ -16,7 +20,10 @@ struct TrainResult {
 };
 
 // Runs the job. Throws UserError for problems the user can fix.
-TrainResult run_training(const Config& cfg);
+// world: the ranks training together (nullptr: a single process without MPI);
+// local_size: ranks on this node, which share its cores when train.threads
+// is 0. Only rank 0 prints and writes files; the result is the same on all.
+TrainResult run_training(const Config& cfg, comm::Communicator* world = nullptr, int local_size = 1);
 
 // Prints the architecture table of cfg.model (and data.image_size) to stdout.
 void print_summary(const Config& cfg);

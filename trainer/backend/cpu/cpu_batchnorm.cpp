@@ -1,5 +1,7 @@
 // Batch normalisation on oneDNN, with the ReLU optionally fused (the
-// workspace then holds the ReLU mask for backward).
+// workspace then holds the ReLU mask for backward). With global_stats the
+// training forward and the backward are created with use_global_stats, so
+// both take mean/var as inputs (frozen BN).
 #include "trainer/backend/cpu/cpu_backend.h"
 
 namespace rn {
@@ -9,13 +11,15 @@ using dnnl::normalization_flags;
 
 class CpuBatchNorm final : public BatchNormKernel {
  public:
-  CpuBatchNorm(CpuBackend& be, const Shape& s, Layout l, float eps, bool fuse_relu) : be_(be) {
+  CpuBatchNorm(CpuBackend& be, const Shape& s, Layout l, float eps, bool fuse_relu, bool global_stats) : be_(be) {
     const auto x_md = be.md(s, l);
     const auto c_md = be.md(Shape{s[1]}, Layout::kNC);
     auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
     if (fuse_relu) flags |= normalization_flags::fuse_norm_relu;
+    // Training forward and backward: batch statistics, or the given ones.
+    const auto train_flags = global_stats ? flags | normalization_flags::use_global_stats : flags;
 
-    dnnl::batch_normalization_forward::desc td(dnnl::prop_kind::forward_training, x_md, eps, flags);
+    dnnl::batch_normalization_forward::desc td(dnnl::prop_kind::forward_training, x_md, eps, train_flags);
     auto tpd = DNNL_CALL(dnnl::batch_normalization_forward::primitive_desc(td, be.attr(), be.engine()));
     ws_md_ = tpd.workspace_desc();
     has_ws_ = ws_md_.get_size() > 0;
@@ -33,7 +37,7 @@ class CpuBatchNorm final : public BatchNormKernel {
                          {DNNL_ARG_MEAN, c_md}, {DNNL_ARG_VARIANCE, c_md}},
                         ipd.scratchpad_desc());
 
-    dnnl::batch_normalization_backward::desc bd(dnnl::prop_kind::backward, x_md, x_md, eps, flags);
+    dnnl::batch_normalization_backward::desc bd(dnnl::prop_kind::backward, x_md, x_md, eps, train_flags);
     auto bpd = DNNL_CALL(dnnl::batch_normalization_backward::primitive_desc(bd, be.attr(), be.engine(), tpd));
     bwd_ = be.prepare(dnnl::batch_normalization_backward(bpd),
                       {{DNNL_ARG_SRC, x_md}, {DNNL_ARG_MEAN, c_md}, {DNNL_ARG_VARIANCE, c_md}, {DNNL_ARG_DIFF_DST, x_md},
@@ -76,8 +80,9 @@ class CpuBatchNorm final : public BatchNormKernel {
 
 }  // namespace
 
-std::unique_ptr<BatchNormKernel> CpuBackend::make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu) {
-  return std::make_unique<CpuBatchNorm>(*this, s, l, eps, fuse_relu);
+std::unique_ptr<BatchNormKernel> CpuBackend::make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu,
+                                                           bool global_stats) {
+  return std::make_unique<CpuBatchNorm>(*this, s, l, eps, fuse_relu, global_stats);
 }
 
 }  // namespace rn

@@ -1,0 +1,37 @@
+// Point-to-point transport used by the ring all-reduce executor.
+//
+// The schedule (ring_schedule.h) says which chunk goes where; a Transport
+// moves bytes. The only implementation today is MpiTransport (host memory
+// over MPI_Isend/MPI_Irecv); a GPU one stages device buffers the same way.
+#pragma once
+
+#include <cstddef>
+
+namespace rn::comm {
+
+// What an operation was part of, printed when it times out.
+struct WaitInfo {
+  const char* op = "";  // e.g. "ring all-reduce"
+  int index = 0;        // bucket number or call number
+  int step = 0, steps = 0;
+  int peer = -1;
+  bool recv = false;
+};
+
+class Transport {
+ public:
+  using Handle = int;
+  virtual ~Transport() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Start a send/receive of `bytes` bytes; the buffer must stay valid (and,
+  // for receives, untouched) until wait() returns. Messages between a pair
+  // of ranks are matched in the order they were posted.
+  virtual Handle isend(const void* buf, size_t bytes, int peer) = 0;
+  virtual Handle irecv(void* buf, size_t bytes, int peer) = 0;
+  // Blocks until the operation completes. When it makes no progress for the
+  // configured timeout the job is aborted with a message built from `info`.
+  virtual void wait(Handle h, const WaitInfo& info) = 0;
+};
+
+}  // namespace rn::comm

@@ -1,0 +1,68 @@
+// Data parallelism for one model replica per rank.
+//
+// Every rank holds the full model, trains on its own share of each global
+// batch and, during backward, averages gradients with the other ranks
+// (comm::GradientSync: buckets overlapped with backward). Starting from
+// rank 0's weights and applying the same averaged gradients, replicas stay
+// identical; check_weights() verifies that with a hash.
+//
+// BN running statistics stay per rank during training (as in the paper and
+// PyTorch DDP); average_buffers() makes them agree before evaluation and
+// checkpoints.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "comm/allreduce.h"
+#include "comm/communicator.h"
+#include "comm/gradient_sync.h"
+#include "trainer/model/resnet.h"
+
+namespace rn {
+
+struct DataParallelOptions {
+  comm::Algorithm algorithm = comm::Algorithm::kRing;
+  size_t segment_bytes = 256 * 1024;
+  comm::GradientSyncOptions sync;
+};
+
+class DataParallel {
+ public:
+  // comm: the world (size >= 1), model: this rank's replica (host memory);
+  // both outlive this object. Installs the model's grad-ready callback.
+  DataParallel(comm::Communicator& comm, ResNet& model, const DataParallelOptions& opts);
+  ~DataParallel();
+
+  int rank() const { return comm_.rank(); }
+  int size() const { return comm_.size(); }
+  comm::Communicator& comm() { return comm_; }
+
+  // Copies rank 0's parameters and buffers to every rank.
+  void broadcast_weights();
+  // Call before model.backward(); gradients are averaged as they become ready.
+  void begin_backward();
+  // Waits for the averaged gradients; returns the seconds spent waiting
+  // (communication not hidden behind backward).
+  double finish_backward();
+  // Bucket timings of the last step (steady-clock seconds).
+  const std::vector<comm::BucketTiming>& bucket_timings() const;
+  size_t buckets() const;
+
+  // Throws InternalError naming the ranks whose weights differ from rank 0's.
+  void check_weights(int64_t step);
+  // Averages BN running statistics (every buffer) over ranks.
+  void average_buffers();
+
+ private:
+  comm::Communicator& comm_;
+  ResNet& model_;
+  std::unique_ptr<comm::Allreducer> ar_;
+  std::unique_ptr<comm::GradientSync> sync_;
+};
+
+// 64-bit hash of the bytes of n floats (bit patterns; -0.0 differs from 0.0).
+uint64_t hash_floats(const float* p, size_t n);
+
+}  // namespace rn
