@@ -1,119 +1,38 @@
-// resnet-bench: measures the engine, prints a table or one JSON object.
+// resnet-bench: measures the engine and the communication layer; prints a
+// table or one JSON object.
 //
 //   resnet-bench train --model resnet50 --batch 16 --image-size 224 --steps 5 [--json]
-//
-// `train` times full training steps (forward, loss, backward, SGD update
-// with momentum 0.9 and weight decay 1e-4) on fixed random data after
-// warm-up steps, the same work as the PyTorch peer script.
-#include <fmt/format.h>
-
+//   mpiexec -np 4 resnet-bench allreduce --algo ring --min-bytes 1K --max-bytes 256M [--json]
 #include <boost/program_options.hpp>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <random>
+#include <string>
 
-#include <nlohmann/json.hpp>
-
+#include "bench/benches.h"
 #include "trainer/core/error.h"
-#include "trainer/model/resnet.h"
-#include "trainer/nn/softmax_cross_entropy.h"
-#include "trainer/optim/sgd.h"
 
 namespace po = boost::program_options;
 
-namespace {
-
-int bench_train(const po::variables_map& vm) {
-  const std::string model_name = vm["model"].as<std::string>();
-  const int batch = vm["batch"].as<int>(), steps = vm["steps"].as<int>(), warmup = vm["warmup"].as<int>();
-  const int threads = vm["threads"].as<int>();
-  rn::ArchSpec arch;
-  if (!rn::lookup_arch(model_name, &arch)) {
-    std::string names;
-    for (const auto& n : rn::known_arch_names()) names += (names.empty() ? "" : ", ") + n;
-    throw rn::UserError("--model '" + model_name + "' is not known; allowed: " + names);
-  }
-  const int size = vm.count("image-size") ? vm["image-size"].as<int>() : arch.default_image_size;
-  const int classes = vm.count("classes") ? vm["classes"].as<int>() : arch.default_classes;
-  if (batch < 1 || steps < 1 || warmup < 0 || size < 8 || classes < 2)
-    throw rn::UserError("need --batch >= 1, --steps >= 1, --warmup >= 0, --image-size >= 8, --classes >= 2");
-
-  auto be = rn::make_cpu_backend(threads);
-  rn::ResNet net(*be, arch, classes);
-  net.initialize(0, false);
-  rn::Sgd opt(*be, net.params(), rn::SgdOptions{0.9f, false, 1e-4f, false});
-  rn::SoftmaxCrossEntropy loss(*be);
-  std::mt19937_64 rng(0);
-  std::normal_distribution<float> nd;
-  std::vector<float> host(static_cast<size_t>(batch) * 3 * size * size);
-  for (auto& v : host) v = nd(rng);
-  std::vector<int32_t> labels(static_cast<size_t>(batch));
-  for (auto& l : labels) l = static_cast<int32_t>(rng() % static_cast<uint64_t>(classes));
-  rn::Tensor x = be->allocate(rn::Shape{batch, 3, size, size}, rn::Layout::kNCHW);
-  be->from_host(host.data(), x);
-
-  auto step = [&] {
-    loss.forward_backward(net.forward(x, rn::Mode::kTrain), labels.data());
-    net.backward(loss.grad());
-    opt.step(0.01f);
-  };
-  for (int i = 0; i < warmup; ++i) step();
-  be->synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  be->synchronize();
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double ips = double(batch) * steps / secs;
-  const char* omp = std::getenv("OMP_NUM_THREADS");
-  const int used_threads = threads > 0 ? threads : (omp ? std::atoi(omp) : 0);
-  if (vm.count("json")) {
-    nlohmann::json j{{"engine", "resnet-hpc-" RN_VERSION},
-                     {"backend", be->name()},
-                     {"model", model_name},
-                     {"batch", batch},
-                     {"image_size", size},
-                     {"threads", used_threads},
-                     {"steps", steps},
-                     {"ms_per_step", secs * 1e3 / steps},
-                     {"images_per_sec", ips}};
-    std::cout << j.dump() << std::endl;
-  } else {
-    fmt::print("{:<16} {:>6} {:>6} {:>8} {:>12} {:>12}\n", "model", "batch", "size", "threads", "ms/step", "images/s");
-    fmt::print("{:<16} {:>6} {:>6} {:>8} {:>12.1f} {:>12.2f}\n", model_name, batch, size, used_threads,
-               secs * 1e3 / steps, ips);
-  }
-  return 0;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  po::options_description opts("resnet-bench train options");
-  opts.add_options()("help,h", "show this help")
-      ("model", po::value<std::string>()->default_value("resnet50"), "architecture (as model.arch)")
-      ("batch", po::value<int>()->default_value(16), "images per step")
-      ("image-size", po::value<int>(), "input side in pixels (default: the arch's, 224 or 32)")
-      ("classes", po::value<int>(), "classes (default: the arch's, 1000 or 10)")
-      ("steps", po::value<int>()->default_value(5), "timed steps")
-      ("warmup", po::value<int>()->default_value(1), "untimed steps first (primitive creation, caches)")
-      ("threads", po::value<int>()->default_value(0), "OpenMP threads (0: OMP_NUM_THREADS or all cores)")
-      ("json", "print one JSON object instead of a table");
+  const std::string usage = "usage: resnet-bench train|allreduce [options]   (resnet-bench BENCH --help)\n";
   try {
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-      std::cout << "usage: resnet-bench train [options]\n\n" << opts;
+      std::cout << usage << "\n" << rn::bench::train_options() << "\n" << rn::bench::allreduce_options();
       return argc < 2 ? 2 : 0;
     }
-    if (std::string(argv[1]) != "train")
-      throw rn::UserError(std::string("unknown benchmark '") + argv[1] + "'; available: train");
+    const std::string bench = argv[1];
+    if (bench != "train" && bench != "allreduce")
+      throw rn::UserError("unknown benchmark '" + bench + "'; available: train, allreduce");
+    const po::options_description opts =
+        bench == "train" ? rn::bench::train_options() : rn::bench::allreduce_options();
     po::variables_map vm;
     po::store(po::parse_command_line(argc - 1, argv + 1, opts), vm);
     po::notify(vm);
     if (vm.count("help")) {
-      std::cout << "usage: resnet-bench train [options]\n\n" << opts;
+      std::cout << usage << "\n" << opts;
       return 0;
     }
-    return bench_train(vm);
+    return bench == "train" ? rn::bench::train(vm) : rn::bench::allreduce(vm, &argc, &argv);
   } catch (const po::error& e) {
     std::fprintf(stderr, "resnet-bench: error: %s (see resnet-bench --help)\n", e.what());
     return 2;
