@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "data/synthetic_source.h"
+#include "trainer/core/error.h"
 #include "trainer/model/arch.h"
 #include "trainer/nn/softmax_cross_entropy.h"
 #include "trainer/optim/sgd.h"
@@ -117,6 +119,24 @@ TEST(DataParallel, OneStepOnNRanksEqualsOneProcessWithNTimesTheBatch) {
   // One step changes weights by lr*grad ~ 1e-2 relative: an error in the
   // averaging (a bucket skipped, summed instead of averaged) is far above this.
   EXPECT_LT(worst, 2e-5) << "largest relative difference in " << worst_name << " (N=" << n << ")";
+}
+
+// The periodic weight check names the rank whose replica differs.
+TEST(DataParallel, WeightCheckNamesTheRankThatDiverged) {
+  comm::Communicator world(MPI_COMM_WORLD, 120.0);
+  if (world.size() < 2) GTEST_SKIP() << "needs two ranks";
+  Replica r(5);
+  DataParallel dp(world, *r.model, DataParallelOptions{});
+  dp.broadcast_weights();
+  dp.check_weights(1);
+  const int odd = world.size() - 1;
+  if (world.rank() == odd) r.model->params().flat_values().data()[3] += 1e-6f;
+  try {
+    dp.check_weights(2);
+    ADD_FAILURE() << "a differing replica was not detected";
+  } catch (const InternalError& e) {
+    EXPECT_NE(std::string(e.what()).find("rank(s) " + std::to_string(odd) + " differ"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -149,3 +149,19 @@ TEST(Distributed, ConfigErrorsAreReportedByEveryRank) {
 }
 
 }  // namespace
+
+namespace {
+
+// Compressed gradients: bf16 and fp16 on the wire, three ranks, the weight
+// hash compared after every step (replicas must stay bit-identical).
+TEST(Distributed, HalfPrecisionWireKeepsReplicasIdentical) {
+  for (const char* dt : {"bf16", "fp16"}) {
+    const ProcessRun r = mpirun(3, "", std::string("--train.epochs=1 --train.batch_size=8 --comm.check_weights_every=1 "
+                                                   "--comm.bucket_mb=0.05 --comm.dtype=") +
+                                           dt + " --train.output_dir=" + fresh_dir("rn_dist_half"));
+    EXPECT_EQ(r.exit_code, 0) << dt << ": " << r.output;
+    EXPECT_NE(r.output.find(std::string(dt) + " on the wire"), std::string::npos) << r.output;
+  }
+}
+
+}  // namespace

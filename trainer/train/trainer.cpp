@@ -229,7 +229,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
                   m.arch.name, model.params().param_count() / 1e6, be->name(), world_size, t.batch_size,
                   global_batch));
   if (dp && world_size > 1)
-    say(fmt::format("data parallel: {} all-reduce, {} gradient buckets of >= {:g} MiB, {} on the wire, overlap {}",
+    say(fmt::format("data parallel: {} all-reduce, {} gradient bucket(s) of >= {:g} MiB, {} on the wire, overlap {}",
                     cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
                     cfg.comm.overlap ? "on" : "off"));
   say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps, total_epochs,
