@@ -50,6 +50,11 @@ void abort_job(const std::string& message, int exit_code) {
   std::_Exit(exit_code);
 }
 
+void abort_job_on(const std::exception& e) {
+  if (dynamic_cast<const UserError*>(&e)) abort_job(std::string("error: ") + e.what(), 2);
+  abort_job(std::string("internal error: ") + e.what(), 1);
+}
+
 Communicator::Communicator(MPI_Comm comm, double timeout_s) : timeout_s_(timeout_s) {
   MPI_CHECK(MPI_Comm_dup(comm, &comm_));
   MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ inline constexpr int kExitCommFailure = 3;
 // Prints "resnet-train[rank R]: <message>" to stderr and calls
 // MPI_Abort on MPI_COMM_WORLD, which makes mpirun/srun end every rank.
 [[noreturn]] void abort_job(const std::string& message, int exit_code);
+// abort_job for an exception: "error: ..." and exit 2 for rn::UserError,
+// "internal error: ..." and exit 1 otherwise.
+[[noreturn]] void abort_job_on(const std::exception& e);
 
 class Communicator : public Transport {
  public:

@@ -34,10 +34,10 @@ std::unique_ptr<rn::comm::MpiSession> g_mpi;
 
 // With several ranks an error must take the whole job down (MPI_Abort),
 // not leave the others waiting in a collective.
-int fail(const std::string& message, int code) {
-  if (g_mpi && g_mpi->world().size > 1) rn::comm::abort_job(message, code);
+int fail(const std::exception& e, int code) {
+  if (g_mpi && g_mpi->world().size > 1) rn::comm::abort_job_on(e);
   const std::string who = g_mpi ? "resnet-train[rank " + std::to_string(g_mpi->world().rank) + "]" : "resnet-train";
-  std::fprintf(stderr, "%s: %s\n", who.c_str(), message.c_str());
+  std::fprintf(stderr, "%s: %s%s\n", who.c_str(), code == 2 ? "error: " : "internal error: ", e.what());
   return code;
 }
 
@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
     g_mpi.reset();
     return r.interrupted ? 128 + r.signal : 0;
   } catch (const rn::UserError& e) {
-    return fail(std::string("error: ") + e.what(), 2);
+    return fail(e, 2);
   } catch (const std::exception& e) {
-    return fail(std::string("internal error: ") + e.what(), 1);
+    return fail(e, 1);
   }
 }

@@ -104,27 +104,32 @@ EvalResult evaluate(ResNet& model, Backend& be, SoftmaxCrossEntropy& loss, const
   return EvalResult{sums[0] / double(samples), sums[1] / double(samples)};
 }
 
-// Test-only fault injection: RN_TEST_FAULT="RANK:STEP:throw|hang" makes that
-// rank throw, or stop responding, when it starts step STEP (1-based). The
-// distributed tests use it to check that a failing or hung rank takes the
-// job down with a clear message instead of a hang.
+// Test-only fault injection: RN_TEST_FAULT="RANK:STEP:KIND" makes that rank
+// fail at step STEP (1-based): "throw" when the step starts, "backward"
+// after backward while its gradient buckets are in flight, "hang" stops
+// responding. The distributed tests use it to check that a failing or hung
+// rank takes the job down with a clear message instead of a hang.
 struct FaultInjection {
+  enum class Where { kStart, kBackward };
   int rank = -1;
   int64_t step = -1;
-  bool hang = false;
+  std::string kind;
   FaultInjection() {
     const char* e = std::getenv("RN_TEST_FAULT");
     if (!e) return;
-    char kind[16] = {0};
+    char k[16] = {0};
     long long st = 0;
-    if (std::sscanf(e, "%d:%lld:%15s", &rank, &st, kind) != 3) throw UserError("RN_TEST_FAULT must be RANK:STEP:throw|hang");
+    if (std::sscanf(e, "%d:%lld:%15s", &rank, &st, k) != 3)
+      throw UserError("RN_TEST_FAULT must be RANK:STEP:throw|backward|hang");
     step = st;
-    hang = std::string(kind) == "hang";
+    kind = k;
   }
-  void at_step(int my_rank, int64_t s) const {
+  void at(Where where, int my_rank, int64_t s) const {
     if (my_rank != rank || s != step) return;
-    if (!hang) throw InternalError(fmt::format("injected test fault on rank {} at step {}", my_rank, s));
-    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    if (kind == "hang" && where == Where::kStart)
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    if ((kind == "throw" && where == Where::kStart) || (kind == "backward" && where == Where::kBackward))
+      throw InternalError(fmt::format("injected test fault on rank {} at step {}", my_rank, s));
   }
 };
 
@@ -199,158 +204,167 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     dp.emplace(*world, model, o);
     dp->broadcast_weights();  // every replica starts from rank 0's weights
   }
-  const int64_t global_batch = int64_t(t.batch_size) * world_size;
-  Sgd opt(*be, model.params(),
-          SgdOptions{float(cfg.optim.momentum), cfg.optim.nesterov, float(cfg.optim.weight_decay),
-                     cfg.optim.no_decay_bn_bias});
-  const int64_t steps_per_epoch = std::max<int64_t>(1, cfg.data.synthetic_samples / global_batch);
-  int64_t total_steps = static_cast<int64_t>(std::ceil(cfg.train.epochs * double(steps_per_epoch)));
-  if (t.max_steps > 0 && (cfg.train.epochs <= 0 || t.max_steps < total_steps)) total_steps = t.max_steps;
-  const double total_epochs = double(total_steps) / double(steps_per_epoch);
-  LrScheduleOptions so;
-  so.base_lr = cfg.optim.linear_scaling ? scaled_lr(cfg.optim.lr, global_batch, cfg.optim.base_batch) : cfg.optim.lr;
-  so.kind = cfg.optim.schedule;
-  so.milestones = cfg.optim.milestones;
-  so.step_epochs = cfg.optim.step_epochs;
-  so.gamma = cfg.optim.gamma;
-  so.min_lr = cfg.optim.min_lr;
-  so.total_epochs = total_epochs;
-  so.warmup_epochs = cfg.optim.warmup_epochs;
-  so.warmup_start_factor = cfg.optim.warmup_start_factor;
-  const LrSchedule schedule(so);
+  // With several ranks, an error must end the job while this rank's
+  // communication thread still exists: unwinding first would wait for a
+  // bucket whose peers may never answer.
+  try {
+    const int64_t global_batch = int64_t(t.batch_size) * world_size;
+    Sgd opt(*be, model.params(),
+            SgdOptions{float(cfg.optim.momentum), cfg.optim.nesterov, float(cfg.optim.weight_decay),
+                       cfg.optim.no_decay_bn_bias});
+    const int64_t steps_per_epoch = std::max<int64_t>(1, cfg.data.synthetic_samples / global_batch);
+    int64_t total_steps = static_cast<int64_t>(std::ceil(cfg.train.epochs * double(steps_per_epoch)));
+    if (t.max_steps > 0 && (cfg.train.epochs <= 0 || t.max_steps < total_steps)) total_steps = t.max_steps;
+    const double total_epochs = double(total_steps) / double(steps_per_epoch);
+    LrScheduleOptions so;
+    so.base_lr = cfg.optim.linear_scaling ? scaled_lr(cfg.optim.lr, global_batch, cfg.optim.base_batch) : cfg.optim.lr;
+    so.kind = cfg.optim.schedule;
+    so.milestones = cfg.optim.milestones;
+    so.step_epochs = cfg.optim.step_epochs;
+    so.gamma = cfg.optim.gamma;
+    so.min_lr = cfg.optim.min_lr;
+    so.total_epochs = total_epochs;
+    so.warmup_epochs = cfg.optim.warmup_epochs;
+    so.warmup_start_factor = cfg.optim.warmup_start_factor;
+    const LrSchedule schedule(so);
 
-  SyntheticSource src(SyntheticOptions{cfg.model.num_classes, cfg.data.image_size, cfg.data.synthetic_noise, t.seed});
-  HostBatch host;
-  host.resize(t.batch_size, cfg.data.image_size);
-  Tensor input = be->allocate(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size}, Layout::kNCHW);
-  SoftmaxCrossEntropy loss(*be, float(cfg.optim.label_smoothing));
+    SyntheticSource src(SyntheticOptions{cfg.model.num_classes, cfg.data.image_size, cfg.data.synthetic_noise, t.seed});
+    HostBatch host;
+    host.resize(t.batch_size, cfg.data.image_size);
+    Tensor input = be->allocate(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size}, Layout::kNCHW);
+    SoftmaxCrossEntropy loss(*be, float(cfg.optim.label_smoothing));
 
-  say(fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} rank(s) x batch {} = {}", RN_VERSION,
-                  m.arch.name, model.params().param_count() / 1e6, be->name(), world_size, t.batch_size,
-                  global_batch));
-  if (dp && world_size > 1)
-    say(fmt::format("data parallel: {} all-reduce, {} gradient bucket(s) of >= {:g} MiB, {} on the wire, overlap {}",
-                    cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
-                    cfg.comm.overlap ? "on" : "off"));
-  say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps, total_epochs,
-                  steps_per_epoch, so.base_lr, so.kind, t.output_dir));
+    say(fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} rank(s) x batch {} = {}", RN_VERSION,
+                    m.arch.name, model.params().param_count() / 1e6, be->name(), world_size, t.batch_size,
+                    global_batch));
+    if (dp && world_size > 1)
+      say(fmt::format("data parallel: {} all-reduce, {} gradient bucket(s) of >= {:g} MiB, {} on the wire, overlap {}",
+                      cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
+                      cfg.comm.overlap ? "on" : "off"));
+    say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps, total_epochs,
+                    steps_per_epoch, so.base_lr, so.kind, t.output_dir));
 
-  StopSignals signals;
-  ProgressLine progress;
-  TrainResult result;
-  using clock = std::chrono::steady_clock;
-  const auto t_start = clock::now();
-  auto t_window = t_start;
-  StepTrace trace(comm::GradientSync::now());
-  // Sums over the logging window: loss, correct, exposed comm seconds.
-  double window[3] = {0, 0, 0};
-  int64_t window_steps = 0;
-  int last_eval_epoch = 0;
+    StopSignals signals;
+    ProgressLine progress;
+    TrainResult result;
+    using clock = std::chrono::steady_clock;
+    const auto t_start = clock::now();
+    auto t_window = t_start;
+    StepTrace trace(comm::GradientSync::now());
+    // Sums over the logging window: loss, correct, exposed comm seconds.
+    double window[3] = {0, 0, 0};
+    int64_t window_steps = 0;
+    int last_eval_epoch = 0;
 
-  for (int64_t step = 0; step < total_steps; ++step) {
-    fault.at_step(rank, step + 1);
-    const bool tracing = lead && step < t.trace_steps;
-    const double t0 = comm::GradientSync::now();
-    const double epoch = double(step) / double(steps_per_epoch);
-    const double lr = schedule.at(epoch);
-    // Rank r trains on images [r*B, (r+1)*B) of the step's global batch.
-    src.fill(/*stream=*/0, static_cast<uint64_t>(step) * uint64_t(global_batch) + uint64_t(rank) * t.batch_size, host);
-    be->from_host(host.images.data(), input);
-    const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), host.labels.data());
-    const double t1 = comm::GradientSync::now();
-    if (dp) dp->begin_backward();
-    model.backward(loss.grad());
-    const double t2 = comm::GradientSync::now();
-    const double exposed = dp ? dp->finish_backward() : 0.0;
-    const double t3 = comm::GradientSync::now();
-    opt.step(float(lr));
-    if (tracing) {
-      trace.span("data+forward+loss", step + 1, t0, t1);
-      trace.span("backward", step + 1, t1, t2);
-      trace.span("wait for gradients", step + 1, t2, t3);
-      trace.span("optimizer", step + 1, t3, comm::GradientSync::now());
-      if (dp) trace.buckets(step + 1, dp->bucket_timings());
-      if (step + 1 == t.trace_steps || step + 1 == total_steps)
-        trace.write((fs::path(t.output_dir) / "trace.json").string());
-    }
-    if (!std::isfinite(lr_res.loss))
-      throw UserError(fmt::format("training diverged at step {}: loss is {}. Lower optim.lr (now {}) or add warm-up "
-                                  "(optim.warmup_epochs).", step + 1, lr_res.loss, lr));
-    window[0] += lr_res.loss;
-    window[1] += double(lr_res.correct);
-    window[2] += exposed;
-    ++window_steps;
-    result.steps = step + 1;
-    if (dp && cfg.comm.check_weights_every > 0 && (step + 1) % cfg.comm.check_weights_every == 0)
-      dp->check_weights(step + 1);
-
-    // Every rank must stop at the same step: agree on the stop flag.
-    int64_t stop_sig = g_stop_signal.load();
-    if (world && world_size > 1) world->allreduce_max(&stop_sig, 1, "stop-signal agreement");
-    const bool last = step + 1 == total_steps;
-    if ((step + 1) % t.log_every == 0 || last || stop_sig) {
-      be->synchronize();
-      if (world && world_size > 1) world->allreduce_sum(window, 3, "training metrics");
-      const auto now = clock::now();
-      const double dt = std::chrono::duration<double>(now - t_window).count();
-      const double elapsed = std::chrono::duration<double>(now - t_start).count();
-      const double ips = double(window_steps * global_batch) / std::max(dt, 1e-9);
-      result.final_loss = window[0] / double(window_steps * world_size);
-      result.final_top1 = window[1] / double(window_steps * global_batch);
-      const double exposed_ms = 1e3 * window[2] / double(window_steps * world_size);
-      const double ep = double(step + 1) / double(steps_per_epoch);
-      if (metrics) {
-        nlohmann::json rec = {{"type", "train"}, {"step", step + 1}, {"epoch", ep}, {"loss", result.final_loss},
-                              {"top1", result.final_top1}, {"lr", lr}, {"images_per_sec", ips},
-                              {"elapsed_sec", elapsed}, {"ranks", world_size}};
-        if (dp && world_size > 1) rec["comm_exposed_ms"] = exposed_ms;  // mean per step and rank
-        metrics->write(rec);
+    for (int64_t step = 0; step < total_steps; ++step) {
+      fault.at(FaultInjection::Where::kStart, rank, step + 1);
+      const bool tracing = lead && step < t.trace_steps;
+      const double t0 = comm::GradientSync::now();
+      const double epoch = double(step) / double(steps_per_epoch);
+      const double lr = schedule.at(epoch);
+      // Rank r trains on images [r*B, (r+1)*B) of the step's global batch.
+      src.fill(/*stream=*/0, static_cast<uint64_t>(step) * uint64_t(global_batch) + uint64_t(rank) * t.batch_size, host);
+      be->from_host(host.images.data(), input);
+      const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), host.labels.data());
+      const double t1 = comm::GradientSync::now();
+      if (dp) dp->begin_backward();
+      model.backward(loss.grad());
+      fault.at(FaultInjection::Where::kBackward, rank, step + 1);
+      const double t2 = comm::GradientSync::now();
+      const double exposed = dp ? dp->finish_backward() : 0.0;
+      const double t3 = comm::GradientSync::now();
+      opt.step(float(lr));
+      if (tracing) {
+        trace.span("data+forward+loss", step + 1, t0, t1);
+        trace.span("backward", step + 1, t1, t2);
+        trace.span("wait for gradients", step + 1, t2, t3);
+        trace.span("optimizer", step + 1, t3, comm::GradientSync::now());
+        if (dp) trace.buckets(step + 1, dp->bucket_timings());
+        if (step + 1 == t.trace_steps || step + 1 == total_steps)
+          trace.write((fs::path(t.output_dir) / "trace.json").string());
       }
-      const double eta = elapsed / double(step + 1) * double(total_steps - step - 1);
-      if (lead)
-        progress.update(fmt::format("step {}/{}  epoch {:.2f}  loss {:.4f}  top1 {:.3f}  lr {:.4g}  {:.1f} img/s{}  ETA {}",
-                                    step + 1, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
-                                    world_size > 1 ? fmt::format("  comm {:.1f} ms", exposed_ms) : "",
-                                    format_duration(eta)));
-      window[0] = window[1] = window[2] = 0;
-      window_steps = 0;
-      t_window = clock::now();
+      if (!std::isfinite(lr_res.loss))
+        throw UserError(fmt::format("training diverged at step {}: loss is {}. Lower optim.lr (now {}) or add warm-up "
+                                    "(optim.warmup_epochs).", step + 1, lr_res.loss, lr));
+      window[0] += lr_res.loss;
+      window[1] += double(lr_res.correct);
+      window[2] += exposed;
+      ++window_steps;
+      result.steps = step + 1;
+      if (dp && cfg.comm.check_weights_every > 0 && (step + 1) % cfg.comm.check_weights_every == 0)
+        dp->check_weights(step + 1);
+
+      // Every rank must stop at the same step: agree on the stop flag.
+      int64_t stop_sig = g_stop_signal.load();
+      if (world && world_size > 1) world->allreduce_max(&stop_sig, 1, "stop-signal agreement");
+      const bool last = step + 1 == total_steps;
+      if ((step + 1) % t.log_every == 0 || last || stop_sig) {
+        be->synchronize();
+        if (world && world_size > 1) world->allreduce_sum(window, 3, "training metrics");
+        const auto now = clock::now();
+        const double dt = std::chrono::duration<double>(now - t_window).count();
+        const double elapsed = std::chrono::duration<double>(now - t_start).count();
+        const double ips = double(window_steps * global_batch) / std::max(dt, 1e-9);
+        result.final_loss = window[0] / double(window_steps * world_size);
+        result.final_top1 = window[1] / double(window_steps * global_batch);
+        const double exposed_ms = 1e3 * window[2] / double(window_steps * world_size);
+        const double ep = double(step + 1) / double(steps_per_epoch);
+        if (metrics) {
+          nlohmann::json rec = {{"type", "train"}, {"step", step + 1}, {"epoch", ep}, {"loss", result.final_loss},
+                                {"top1", result.final_top1}, {"lr", lr}, {"images_per_sec", ips},
+                                {"elapsed_sec", elapsed}, {"ranks", world_size}};
+          if (dp && world_size > 1) rec["comm_exposed_ms"] = exposed_ms;  // mean per step and rank
+          metrics->write(rec);
+        }
+        const double eta = elapsed / double(step + 1) * double(total_steps - step - 1);
+        if (lead)
+          progress.update(fmt::format("step {}/{}  epoch {:.2f}  loss {:.4f}  top1 {:.3f}  lr {:.4g}  {:.1f} img/s{}  ETA {}",
+                                      step + 1, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
+                                      world_size > 1 ? fmt::format("  comm {:.1f} ms", exposed_ms) : "",
+                                      format_duration(eta)));
+        window[0] = window[1] = window[2] = 0;
+        window_steps = 0;
+        t_window = clock::now();
+      }
+      if (stop_sig) {
+        if (lead) progress.finish();
+        result.interrupted = true;
+        result.signal = int(stop_sig);
+        say(fmt::format("received signal {} at step {}: saving a checkpoint and stopping", stop_sig, step + 1));
+        break;
+      }
+      const int epoch_done = static_cast<int>((step + 1) / steps_per_epoch);
+      const bool epoch_end = (step + 1) % steps_per_epoch == 0;
+      if (cfg.data.val_samples > 0 && ((epoch_end && epoch_done - last_eval_epoch >= t.eval_every_epochs) || last)) {
+        last_eval_epoch = epoch_done;
+        if (dp) dp->average_buffers();  // every rank evaluates with the same BN statistics
+        const EvalResult ev = evaluate(model, *be, loss, src, cfg.data.val_samples, t.batch_size, host, input, world);
+        result.val_top1 = ev.top1;
+        if (lead) progress.finish();
+        say(fmt::format("validation after step {} (epoch {:.2f}): loss {:.4f}, top1 {:.4f} on {} images", step + 1,
+                        double(step + 1) / double(steps_per_epoch), ev.loss, ev.top1, cfg.data.val_samples));
+        if (metrics)
+          metrics->write({{"type", "eval"}, {"step", step + 1}, {"epoch", double(step + 1) / double(steps_per_epoch)},
+                          {"val_loss", ev.loss}, {"val_top1", ev.top1}});
+      }
     }
-    if (stop_sig) {
-      if (lead) progress.finish();
-      result.interrupted = true;
-      result.signal = int(stop_sig);
-      say(fmt::format("received signal {} at step {}: saving a checkpoint and stopping", stop_sig, step + 1));
-      break;
-    }
-    const int epoch_done = static_cast<int>((step + 1) / steps_per_epoch);
-    const bool epoch_end = (step + 1) % steps_per_epoch == 0;
-    if (cfg.data.val_samples > 0 && ((epoch_end && epoch_done - last_eval_epoch >= t.eval_every_epochs) || last)) {
-      last_eval_epoch = epoch_done;
-      if (dp) dp->average_buffers();  // every rank evaluates with the same BN statistics
-      const EvalResult ev = evaluate(model, *be, loss, src, cfg.data.val_samples, t.batch_size, host, input, world);
-      result.val_top1 = ev.top1;
-      if (lead) progress.finish();
-      say(fmt::format("validation after step {} (epoch {:.2f}): loss {:.4f}, top1 {:.4f} on {} images", step + 1,
-                      double(step + 1) / double(steps_per_epoch), ev.loss, ev.top1, cfg.data.val_samples));
-      if (metrics)
-        metrics->write({{"type", "eval"}, {"step", step + 1}, {"epoch", double(step + 1) / double(steps_per_epoch)},
-                        {"val_loss", ev.loss}, {"val_top1", ev.top1}});
-    }
+    if (lead) progress.finish();
+    if (dp) dp->average_buffers();
+    const std::string ckpt = (fs::path(t.output_dir) / "checkpoint.h5").string();
+    if (lead)
+      save_checkpoint(ckpt, model, *be,
+                      CheckpointMeta{result.steps, double(result.steps) / double(steps_per_epoch), to_ini(cfg)});
+    const double secs = std::chrono::duration<double>(clock::now() - t_start).count();
+    say(fmt::format("{} after {} steps in {}: train loss {:.4f}, train top1 {:.4f}{}; checkpoint {}",
+                    result.interrupted ? "stopped" : "finished", result.steps, format_duration(secs), result.final_loss,
+                    result.final_top1, result.val_top1 >= 0 ? fmt::format(", val top1 {:.4f}", result.val_top1) : "",
+                    ckpt));
+    if (world && world_size > 1) world->barrier("end of training");  // rank 0's checkpoint is on disk
+    return result;
+  } catch (const std::exception& e) {
+    if (world && world_size > 1) comm::abort_job_on(e);
+    throw;
   }
-  if (lead) progress.finish();
-  if (dp) dp->average_buffers();
-  const std::string ckpt = (fs::path(t.output_dir) / "checkpoint.h5").string();
-  if (lead)
-    save_checkpoint(ckpt, model, *be,
-                    CheckpointMeta{result.steps, double(result.steps) / double(steps_per_epoch), to_ini(cfg)});
-  const double secs = std::chrono::duration<double>(clock::now() - t_start).count();
-  say(fmt::format("{} after {} steps in {}: train loss {:.4f}, train top1 {:.4f}{}; checkpoint {}",
-                  result.interrupted ? "stopped" : "finished", result.steps, format_duration(secs), result.final_loss,
-                  result.final_top1, result.val_top1 >= 0 ? fmt::format(", val top1 {:.4f}", result.val_top1) : "",
-                  ckpt));
-  if (world && world_size > 1) world->barrier("end of training");  // rank 0's checkpoint is on disk
-  return result;
 }
 
 }  // namespace rn
