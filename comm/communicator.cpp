@@ -70,28 +70,24 @@ Communicator::~Communicator() {
   if (!fin && comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
-Transport::Handle Communicator::isend(const void* buf, size_t bytes, int peer) {
-  Handle h;
+Transport::Handle Communicator::take_slot() {
   if (!free_.empty()) {
-    h = free_.back();
+    const Handle h = free_.back();
     free_.pop_back();
-  } else {
-    h = static_cast<Handle>(reqs_.size());
-    reqs_.push_back(MPI_REQUEST_NULL);  // grows only until the largest call was seen
+    return h;
   }
+  reqs_.push_back(MPI_REQUEST_NULL);  // grows only until the largest call was seen
+  return static_cast<Handle>(reqs_.size() - 1);
+}
+
+Transport::Handle Communicator::isend(const void* buf, size_t bytes, int peer) {
+  const Handle h = take_slot();
   MPI_CHECK(MPI_Isend(buf, to_int_count(bytes), MPI_BYTE, peer, kTag, comm_, &reqs_[size_t(h)]));
   return h;
 }
 
 Transport::Handle Communicator::irecv(void* buf, size_t bytes, int peer) {
-  Handle h;
-  if (!free_.empty()) {
-    h = free_.back();
-    free_.pop_back();
-  } else {
-    h = static_cast<Handle>(reqs_.size());
-    reqs_.push_back(MPI_REQUEST_NULL);
-  }
+  const Handle h = take_slot();
   MPI_CHECK(MPI_Irecv(buf, to_int_count(bytes), MPI_BYTE, peer, kTag, comm_, &reqs_[size_t(h)]));
   return h;
 }

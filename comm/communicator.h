@@ -67,6 +67,7 @@ class Communicator : public Transport {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   double timeout_s_;
+  Handle take_slot();
   std::vector<MPI_Request> reqs_;  // slots of in-flight point-to-point ops
   std::vector<Handle> free_;
 };
