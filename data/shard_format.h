@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "trainer/core/hash.h"
+
 namespace rn::shards {
 
 inline constexpr int kFormatVersion = 1;
@@ -51,8 +53,7 @@ struct Manifest {
   std::vector<ShardInfo> shards;
 };
 
-// 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
+using rn::fnv1a64;  // trainer/core/hash.h
 // FNV-1a 64 of a file's bytes; throws rn::UserError if it cannot be read.
 uint64_t fnv1a64_file(const std::string& path);
 std::string checksum_hex(uint64_t c);  // 16 lower-case hex digits

@@ -14,6 +14,7 @@
 
 #include "comm/allreduce.h"
 #include "comm/communicator.h"
+#include "trainer/core/hash.h"
 
 namespace rn::comm {
 namespace {
@@ -35,12 +36,6 @@ float round_to(DType t, float v) {
   if (t == DType::kBF16) return bf16_to_float(float_to_bf16(v));
   if (t == DType::kF16) return fp16_to_float(float_to_fp16(v));
   return v;
-}
-
-uint64_t fnv1a(const std::vector<uint8_t>& b) {
-  uint64_t h = 1469598103934665603ull;
-  for (uint8_t c : b) h = (h ^ c) * 1099511628211ull;
-  return h;
 }
 
 struct Case {
@@ -70,7 +65,7 @@ void check(Communicator& comm, Allreducer& ar, DType t, ReduceOp op, size_t coun
                        << (op == ReduceOp::kSum ? " sum" : " avg") << ": first wrong element " << first_wrong;
   // Identical bits on every rank.
   buf.resize(count * dtype_size(t));
-  const auto hashes = comm.allgather(fnv1a(buf), "test hash");
+  const auto hashes = comm.allgather(fnv1a64(buf.data(), buf.size()), "test hash");
   for (int r = 1; r < n; ++r) EXPECT_EQ(hashes[size_t(r)], hashes[0]) << label << ": rank " << r << " differs from rank 0";
 }
 

@@ -2,22 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <cstring>
-
 #include "trainer/core/error.h"
+#include "trainer/core/hash.h"
 
 namespace rn {
-
-uint64_t hash_floats(const float* p, size_t n) {
-  // FNV-1a over 32-bit words: plenty to tell replicas apart, and fast.
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t w;
-    std::memcpy(&w, p + i, 4);
-    h = (h ^ w) * 1099511628211ull;
-  }
-  return h;
-}
 
 DataParallel::DataParallel(comm::Communicator& comm, ResNet& model, const DataParallelOptions& opts)
     : comm_(comm), model_(model) {
@@ -56,7 +44,7 @@ size_t DataParallel::buckets() const { return sync_ ? sync_->buckets() : 0; }
 void DataParallel::check_weights(int64_t step) {
   if (comm_.size() == 1) return;
   auto& ps = model_.params();
-  const auto hashes = comm_.allgather(hash_floats(ps.flat_values().data(), size_t(ps.param_count())),
+  const auto hashes = comm_.allgather(fnv1a64(ps.flat_values().data(), size_t(ps.param_count()) * sizeof(float)),
                                       "weight consistency check");
   std::string differ;
   for (size_t r = 1; r < hashes.size(); ++r)

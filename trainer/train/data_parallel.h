@@ -62,7 +62,4 @@ class DataParallel {
   std::unique_ptr<comm::GradientSync> sync_;
 };
 
-// 64-bit hash of the bytes of n floats (bit patterns; -0.0 differs from 0.0).
-uint64_t hash_floats(const float* p, size_t n);
-
 }  // namespace rn
