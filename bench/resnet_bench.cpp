@@ -2,6 +2,7 @@
 // table or one JSON object.
 //
 //   resnet-bench train --model resnet50 --batch 16 --image-size 224 --steps 5 [--json]
+//   resnet-bench loader --data DIR --threads 2 --augment imagenet [--json]
 //   mpiexec -np 4 resnet-bench allreduce --algo ring --min-bytes 1K --max-bytes 256M [--json]
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -14,17 +15,19 @@
 namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
-  const std::string usage = "usage: resnet-bench train|allreduce [options]   (resnet-bench BENCH --help)\n";
+  const std::string usage = "usage: resnet-bench train|loader|allreduce [options]   (resnet-bench BENCH --help)\n";
   try {
     if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-      std::cout << usage << "\n" << rn::bench::train_options() << "\n" << rn::bench::allreduce_options();
+      std::cout << usage << "\n" << rn::bench::train_options() << "\n" << rn::bench::loader_options() << "\n"
+                << rn::bench::allreduce_options();
       return argc < 2 ? 2 : 0;
     }
     const std::string bench = argv[1];
-    if (bench != "train" && bench != "allreduce")
-      throw rn::UserError("unknown benchmark '" + bench + "'; available: train, allreduce");
-    const po::options_description opts =
-        bench == "train" ? rn::bench::train_options() : rn::bench::allreduce_options();
+    if (bench != "train" && bench != "loader" && bench != "allreduce")
+      throw rn::UserError("unknown benchmark '" + bench + "'; available: train, loader, allreduce");
+    const po::options_description opts = bench == "train"    ? rn::bench::train_options()
+                                         : bench == "loader" ? rn::bench::loader_options()
+                                                             : rn::bench::allreduce_options();
     po::variables_map vm;
     po::store(po::parse_command_line(argc - 1, argv + 1, opts), vm);
     po::notify(vm);
@@ -32,7 +35,9 @@ int main(int argc, char** argv) {
       std::cout << usage << "\n" << opts;
       return 0;
     }
-    return bench == "train" ? rn::bench::train(vm) : rn::bench::allreduce(vm, &argc, &argv);
+    if (bench == "train") return rn::bench::train(vm);
+    if (bench == "loader") return rn::bench::loader(vm);
+    return rn::bench::allreduce(vm, &argc, &argv);
   } catch (const po::error& e) {
     std::fprintf(stderr, "resnet-bench: error: %s (see resnet-bench --help)\n", e.what());
     return 2;

@@ -11,6 +11,7 @@ PACKAGES=(
   libboost-program-options-dev        # INI configs + command-line overrides
   libdnnl-dev                         # oneDNN: the CPU backend
   libturbojpeg0-dev libjpeg62-turbo-dev  # JPEG decode in the data pipeline
+  libopencv-imgproc-dev               # image resize in augmentation and the converter
   libgtest-dev libgmock-dev           # unit tests
   libfmt-dev                          # formatting (fmt: C++20 std::format is not in GCC 12)
   nlohmann-json3-dev                  # metrics.jsonl and benchmark JSON

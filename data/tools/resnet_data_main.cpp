@@ -4,11 +4,17 @@
 //   resnet-data synth --classes C --count N --size WxH --out DIR
 //                     [--shard-size S] [--seed X] [--layout jpeg|raw]
 //   resnet-data convert cifar10 --src DIR --out DIR [--shard-size S]
+//   resnet-data convert imagenet --src DIR --out DIR [--labels FILE] [--classes DATASET]
+//                     [--max-side S] [--quality Q] [--shard-size S] [--threads T] [--max-bad N]
 //   resnet-data inspect DIR
 //   resnet-data verify DIR
 //
-// Exit codes: 0 fine, 1 data problem (verify) or internal error, 2 usage
-// error (the message says what to fix).
+// The ImageNet folder scan and labels files are data/imagenet_folder.h, the
+// conversion (threads, order, re-encoding) data/imagenet_convert.h.
+//
+// Exit codes: 0 fine, 1 data problem (verify; convert imagenet: more images
+// that do not decode than --max-bad) or internal error, 2 usage error (the
+// message says what to fix).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,9 +22,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "data/imagenet_convert.h"
 #include "data/jpeg_codec.h"
 #include "data/shard_format.h"
 #include "data/shard_reader.h"
@@ -40,10 +49,35 @@ constexpr const char* kUsage =
     "        a learnable synthetic dataset (class patterns of resnet-train's synthetic source)\n"
     "  convert cifar10 --src DIR --out DIR [--shard-size S]\n"
     "        the CIFAR-10 binary batches -> DIR/train (data_batch_1..5) and DIR/val (test_batch), layout raw\n"
+    "  convert imagenet --src DIR --out DIR [--labels FILE] [--classes DATASET] [--max-side S] [--quality Q]\n"
+    "                   [--shard-size N] [--threads T] [--max-bad N]\n"
+    "        one ImageNet-style folder -> one dataset, layout jpeg (convert train/ and val/ separately):\n"
+    "          class folders: DIR/<class>/<image>; classes are the sorted folder names (torchvision's ImageFolder)\n"
+    "          flat folder:   DIR/<image> plus --labels FILE; classes are the sorted distinct names in FILE\n"
+    "        images are *.JPEG, *.jpg, *.jpeg (any case), sorted by file name within a class; hidden and other\n"
+    "        files are ignored (and counted). Every image is decoded once to check it; CMYK JPEGs are converted\n"
+    "        to RGB (re-encoded at --quality); other images are stored byte-identical unless --max-side applies.\n"
+    "        --labels FILE      labels of a flat folder, either\n"
+    "                           lines 'FILENAME CLASS' (whitespace or comma separated; FILENAME with or without\n"
+    "                           its extension; CLASS a class name such as n01440764, or with --classes a\n"
+    "                           0-based index into that list), or\n"
+    "                           Kaggle's LOC_val_solution.csv (header ImageId,PredictionString; the class is\n"
+    "                           the first token of PredictionString)\n"
+    "        --classes DATASET  use the class list of a converted dataset (e.g. the train set), so that\n"
+    "                           validation labels match training's\n"
+    "        --max-side S       re-encode images whose shorter side exceeds S so that it is exactly S (OpenCV\n"
+    "                           INTER_AREA, aspect kept); smaller ones stay byte-identical (default 0: no resize)\n"
+    "        --quality Q        JPEG quality of re-encoded images, 1..100 (default 90)\n"
+    "        --shard-size N     samples per shard (default 1024)\n"
+    "        --threads T        threads reading, checking and re-encoding (default: the number of cores); one\n"
+    "                           writer keeps the output identical for any T\n"
+    "        --max-bad N        files that do not decode (e.g. a PNG named .JPEG) are skipped and listed; more\n"
+    "                           than N stop the conversion with exit 1 and no dataset (default 100)\n"
     "  inspect DIR    print the manifest summary and per-class counts\n"
     "  verify DIR     check checksums, labels and (jpeg) that every image decodes\n"
     "\n"
-    "exit codes: 0 fine, 1 data problem or internal error, 2 usage error\n";
+    "exit codes: 0 fine, 1 data problem (verify; convert imagenet: more than --max-bad bad images) or internal\n"
+    "error, 2 usage error\n";
 
 // "--key value" pairs after the subcommand; positional arguments kept apart.
 struct Args {
@@ -241,11 +275,62 @@ void convert_cifar_split(const std::vector<std::string>& files, const std::strin
   std::printf("wrote %lld %s samples to %s\n", static_cast<long long>(done), split.c_str(), out.c_str());
 }
 
+void print_imagenet_summary(const rn::data::ImageList& list, const rn::data::ImagenetConvertReport& r,
+                            const rn::data::ImagenetConvertOptions& o) {
+  std::printf("wrote %lld samples of %zu classes in %zu shard(s) to %s\n", static_cast<long long>(r.written),
+              list.class_names.size(), r.shards, o.out.c_str());
+  if (r.resized)
+    std::printf("resized %lld images to a shorter side of %d\n", static_cast<long long>(r.resized), o.max_side);
+  if (r.from_cmyk) std::printf("converted %lld CMYK images to RGB\n", static_cast<long long>(r.from_cmyk));
+  if (!r.skipped.empty()) {
+    std::printf("skipped %zu file(s) that could not be read or decoded (--max-bad %lld):\n", r.skipped.size(),
+                static_cast<long long>(o.max_bad));
+    for (const auto& s : r.skipped) std::printf("  %s: %s\n", s.path.c_str(), s.reason.c_str());
+  }
+}
+
+int cmd_convert_imagenet(const Args& a, const std::string& origin) {
+  a.allow({"src", "out", "labels", "classes", "max-side", "quality", "shard-size", "threads", "max-bad"});
+  rn::data::ImagenetConvertOptions o;
+  o.src = a.str("src");
+  o.out = a.str("out");
+  if (a.has("labels")) o.labels = a.str("labels");
+  if (a.has("classes")) o.classes = a.str("classes");
+  o.origin = origin;
+  o.shard_size = a.integer("shard-size", 1024, 1);
+  o.threads = static_cast<int>(a.integer("threads", std::max(1u, std::thread::hardware_concurrency()), 1));
+  if (o.threads > 1024) throw UserError("convert: --threads must be <= 1024, got " + a.str("threads"));
+  o.max_side = static_cast<int>(a.integer("max-side", 0, 0));
+  o.quality = static_cast<int>(a.integer("quality", 90, 1));
+  if (o.quality > 100) throw UserError("convert: --quality must be 1..100, got " + a.str("quality"));
+  o.max_bad = a.integer("max-bad", 100, 0);
+  std::optional<Progress> progress;
+  try {
+    const rn::data::ImageList list = rn::data::list_imagenet_images(o);
+    std::printf("found %zu images of %zu classes in %s\n", list.images.size(), list.class_names.size(), o.src.c_str());
+    if (!list.ignored.empty())
+      std::printf("ignored %zu entries that are hidden or not images (*.JPEG, *.jpg, *.jpeg), e.g. %s\n",
+                  list.ignored.size(), list.ignored[0].c_str());
+    std::fflush(stdout);
+    progress.emplace("convert imagenet", static_cast<int64_t>(list.images.size()));
+    const auto report = rn::data::convert_imagenet(list, o, [&](int64_t done) { progress->update(done); });
+    progress->finish(static_cast<int64_t>(list.images.size()));
+    print_imagenet_summary(list, report, o);
+    return 0;
+  } catch (const UserError& e) {
+    if (progress) std::fputc('\n', stderr);  // end the progress line
+    const std::string what = std::string("convert imagenet: ") + e.what();
+    if (dynamic_cast<const rn::data::DataError*>(&e)) throw rn::data::DataError(what);
+    throw UserError(what);
+  }
+}
+
 int cmd_convert(const Args& a, const std::string& origin) {
   if (a.positional.empty()) throw UserError("convert: say which dataset, e.g. 'resnet-data convert cifar10 ...'");
-  if (a.positional[0] != "cifar10")
-    throw UserError("convert: dataset '" + a.positional[0] + "' is not supported (supported: cifar10)");
+  if (a.positional[0] != "cifar10" && a.positional[0] != "imagenet")
+    throw UserError("convert: dataset '" + a.positional[0] + "' is not supported (supported: cifar10, imagenet)");
   if (a.positional.size() > 1) throw UserError("convert: unexpected argument '" + a.positional[1] + "'");
+  if (a.positional[0] == "imagenet") return cmd_convert_imagenet(a, origin);
   a.allow({"src", "out", "shard-size"});
   const std::string src = a.str("src"), out = a.str("out");
   const int64_t shard_size = a.integer("shard-size", 10000, 1);
@@ -360,6 +445,9 @@ int main(int argc, char** argv) {
     if (cmd == "inspect") return cmd_inspect(a);
     if (cmd == "verify") return cmd_verify(a);
     throw UserError("unknown command '" + cmd + "' (commands: synth, convert, inspect, verify; see --help)");
+  } catch (const rn::data::DataError& e) {
+    std::fprintf(stderr, "resnet-data: error: %s\n", e.what());
+    return 1;
   } catch (const UserError& e) {
     std::fprintf(stderr, "resnet-data: error: %s\n", e.what());
     return 2;

@@ -55,11 +55,11 @@ TEST(Cli, SummaryOfResnet152) {
   EXPECT_NE(r.output.find("layer3.35"), std::string::npos);
 }
 
-TEST(Cli, Hdf5SourceExplainsItIsNotAvailable) {
+TEST(Cli, ImagenetConfigWithoutItsDatasetNamesTheMissingDirectory) {
   const ProcessRun r = run("--config " + std::string(RN_SOURCE_DIR) + "/configs/resnet50.cfg --train.output_dir=" +
                     out_dir("rn_cli_h5"));
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("data.source"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/path/to/imagenet-shards/train"), std::string::npos) << r.output;
 }
 
 TEST(Cli, DemoConfigTrainsAndLeavesACheckpoint) {

@@ -143,7 +143,7 @@ TEST(ConfigParse, HelpListsEveryOptionWithDefaultAndUsage) {
   for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]"})
     EXPECT_THAT(r.help_text, HasSubstr(s));
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 5u + 6u + 15u + 9u + 7u);
+  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 9u + 7u);
   // INI/help order: sections in order, the new keys where they belong.
   const auto at = [&](const std::string& k) {
     return std::find(keys.begin(), keys.end(), k) - keys.begin();
@@ -203,7 +203,7 @@ TEST(ConfigParse, CommandLineOverridesOfEveryType) {
   const CliRequest r =
       Parse({"--optim.lr=0.05", "--train.batch_size", "32", "--model.zero_init_residual",
              "--optim.nesterov=yes", "--data.synthetic_samples=100000000000",
-             "--train.seed=18446744073709551615", "--data.source=hdf5", "--data.path=/data/shards",
+             "--train.seed=18446744073709551615", "--data.source=hdf5", "--data.train=/data/shards",
              "--train.epochs=0.5", "--optim.weight_decay=5e-5"});
   EXPECT_DOUBLE_EQ(r.config.optim.lr, 0.05);
   EXPECT_EQ(r.config.train.batch_size, 32);
@@ -212,7 +212,7 @@ TEST(ConfigParse, CommandLineOverridesOfEveryType) {
   EXPECT_EQ(r.config.data.synthetic_samples, 100000000000LL);
   EXPECT_EQ(r.config.train.seed, std::numeric_limits<uint64_t>::max());
   EXPECT_EQ(r.config.data.source, "hdf5");
-  EXPECT_EQ(r.config.data.path, "/data/shards");
+  EXPECT_EQ(r.config.data.train, "/data/shards");
   EXPECT_DOUBLE_EQ(r.config.train.epochs, 0.5);
   EXPECT_DOUBLE_EQ(r.config.optim.weight_decay, 5e-5);
   // Untouched keys keep their defaults.
@@ -333,6 +333,9 @@ TEST(ConfigAliases, AllreduceAndCommTimeoutInBothForms) {
     EXPECT_FALSE(r.given_keys.count("comm.dtype"));
   }
   EXPECT_EQ(Parse({"--allreduce=ring"}).config.comm.allreduce, "ring");
+  EXPECT_EQ(Parse({"--max-bad-samples=7"}).config.data.max_bad_samples, 7);
+  EXPECT_EQ(Parse({"--max-bad-samples", "0"}).config.data.max_bad_samples, 0);
+  EXPECT_THAT(ErrorOf({"--max-bad-samples=-1"}), HasSubstr("data.max_bad_samples"));
 }
 
 TEST(ConfigAliases, AliasBeatsTheFileAndWorksWithOtherOptions) {
@@ -374,7 +377,10 @@ Config EveryFieldChanged() {
   c.model.shortcut = "A";
   c.model.zero_init_residual = true;
   c.data.source = "hdf5";
-  c.data.path = "/data/imagenet shards/train";
+  c.data.train = "/data/imagenet shards/train";
+  c.data.val = "/data/imagenet shards/val";
+  c.data.train_augment = "inception";
+  c.data.mean = {0.5, 0.25, 0.125};
   c.data.image_size = 224;
   c.data.synthetic_samples = 123456789012LL;
   c.data.synthetic_noise = 0.123456789012345;
@@ -522,7 +528,10 @@ TEST(ConfigFiles, ImageNetRecipes) {
     EXPECT_EQ(c.model.num_classes, 1000);
     EXPECT_EQ(c.model.shortcut, "B");
     EXPECT_EQ(c.data.source, "hdf5");
-    EXPECT_FALSE(c.data.path.empty());
+    EXPECT_FALSE(c.data.train.empty());
+    EXPECT_FALSE(c.data.val.empty());
+    EXPECT_EQ(c.data.train_augment, "scale");
+    EXPECT_EQ(c.data.val_samples, -1);
     EXPECT_EQ(c.data.image_size, 224);
     EXPECT_EQ(c.train.batch_size, 32);
     EXPECT_TRUE(c.optim.linear_scaling);
@@ -548,7 +557,9 @@ TEST(ConfigFiles, CifarRecipes) {
     EXPECT_EQ(c.model.num_classes, 10);
     EXPECT_EQ(c.model.shortcut, arch.find("plain") != std::string::npos ? "none" : "A");
     EXPECT_EQ(c.data.source, "hdf5");
-    EXPECT_FALSE(c.data.path.empty());
+    EXPECT_FALSE(c.data.train.empty());
+    EXPECT_EQ(c.data.train_augment, "cifar");
+    EXPECT_EQ(c.data.val_resize, 32);
     EXPECT_EQ(c.data.image_size, 32);
     EXPECT_EQ(c.train.batch_size, 128);
     EXPECT_FALSE(c.optim.linear_scaling);
@@ -704,7 +715,7 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyAndAllowedRange) {
       {{"--data.source=imagenet"}, "data.source", "synthetic, hdf5"},
       {{"--model.shortcut=C"}, "model.shortcut", "auto, A, B, none"},
       {{"--model.shortcut=b"}, "model.shortcut", "auto, A, B, none"},
-      {{"--data.source=hdf5"}, "data.path", "hdf5"},
+      {{"--data.source=hdf5"}, "data.train", "hdf5"},
       {{"--model.arch=plain34", "--model.shortcut=B"}, "model.shortcut", "auto, none"},
       {{"--train.output_dir="}, "train.output_dir", "directory"},
       {{"--train.output_dir=runs/#3"}, "train.output_dir", "'#'"},
@@ -749,7 +760,7 @@ TEST(ConfigErrors, BoundaryValuesAreAccepted) {
       {"--model.arch=cifar-resnet8"},
       {"--model.arch=cifar-plain26"},
       {"--train.threads=0"},
-      {"--data.source=hdf5", "--data.path=/x"},
+      {"--data.source=hdf5", "--data.train=/x"},
       {"--optim.nesterov=true", "--optim.momentum=0.9"},
       {"--data.val_samples=0"},
       {"--train.trace_steps=0"},
@@ -827,9 +838,33 @@ TEST(ConfigErrors, ValidateChecksAConfigDirectly) {
   c.optim.nesterov = true;
   EXPECT_THAT(ValidateError(c), HasSubstr("optim.nesterov"));
   c = Config{};
-  c.data.path = "bad\npath";
+  c.data.train = "bad\npath";
   c.data.source = "hdf5";
-  EXPECT_THAT(ValidateError(c), HasSubstr("data.path"));
+  EXPECT_THAT(ValidateError(c), HasSubstr("data.train"));
+  c = Config{};
+  c.data.source = "hdf5";
+  EXPECT_THAT(ValidateError(c), HasSubstr("data.train is empty"));
+  c.data.train = "/d";
+  c.data.train_augment = "randaugment";
+  EXPECT_THAT(ValidateError(c), HasSubstr("data.train_augment"));
+  c = Config{};
+  c.data.std = {0.2, 0, 0.2};
+  EXPECT_THAT(ValidateError(c), HasSubstr("data.std"));
+  c = Config{};
+  c.data.mean = {0.5, 0.5};
+  EXPECT_THAT(ValidateError(c), HasSubstr("3 values"));
+  c = Config{};
+  c.data.val_resize = 16;
+  EXPECT_THAT(ValidateError(c), HasSubstr("data.val_resize"));
+  c = Config{};
+  c.data.val_samples = -1;
+  EXPECT_THAT(ValidateError(c), HasSubstr("data.val_samples"));
+  c.data.source = "hdf5";
+  c.data.train = "/d";
+  EXPECT_NO_THROW(validate(c));
+  c = Config{};
+  c.data.scale_min = 500;
+  EXPECT_THAT(ValidateError(c), HasSubstr("data.scale_min"));
   EXPECT_NO_THROW(validate(EveryFieldChanged()));
 }
 

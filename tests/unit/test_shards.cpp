@@ -14,6 +14,7 @@
 #include "data/jpeg_codec.h"
 #include "data/shard_reader.h"
 #include "data/shard_writer.h"
+#include "dataset_test_util.h"
 #include "process_util.h"
 
 namespace {
@@ -22,73 +23,7 @@ namespace fs = std::filesystem;
 using namespace rn::shards;
 using rn::testing_util::fresh_dir;
 using rn::testing_util::ProcessRun;
-
-// A small deterministic RGB image, HWC.
-std::vector<uint8_t> test_image(int w, int h, int seed) {
-  std::vector<uint8_t> img(static_cast<size_t>(w) * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c)
-        img[(static_cast<size_t>(y) * w + x) * 3 + c] = static_cast<uint8_t>((x * 16 + y * 8 + c * 60 + seed * 37) % 256);
-  return img;
-}
-
-struct Written {
-  std::vector<std::vector<uint8_t>> data;
-  std::vector<int32_t> labels;
-};
-
-Written write_dataset(const std::string& dir, Layout layout, int n, int shard_size, int classes = 3, int w = 16,
-                      int h = 12) {
-  ShardWriterOptions o;
-  o.dir = dir;
-  o.name = "test";
-  o.origin = "test_shards";
-  o.layout = layout;
-  o.num_classes = classes;
-  o.image_width = w;
-  o.image_height = h;
-  o.shard_size = shard_size;
-  ShardWriter wr(o);
-  Written out;
-  for (int i = 0; i < n; ++i) {
-    const auto img = test_image(w, h, i);
-    const int32_t label = (i * 7) % classes;
-    if (layout == Layout::kJpeg) {
-      out.data.push_back(rn::encode_jpeg(img.data(), w, h));
-      wr.add_jpeg(out.data.back(), label);
-    } else {
-      out.data.push_back(img);
-      wr.add_raw(img.data(), label);
-    }
-    out.labels.push_back(label);
-  }
-  wr.finish();
-  return out;
-}
-
-std::string shard_path(const std::string& dir, int i) { return (fs::path(dir) / shard_file_name(i)).string(); }
-
-// Expects `f` to throw rn::UserError whose message holds every needle.
-template <class F>
-void expect_user_error(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const rn::UserError& e) {
-    const std::string msg = e.what();
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
-  }
-}
-
-// Edits one shard in place with the HDF5 C API.
-template <class F>
-void edit_shard(const std::string& path, F&& f) {
-  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-  ASSERT_GE(file, 0);
-  f(file);
-  H5Fclose(file);
-}
+using namespace rn::testing_util;
 
 template <class T>
 void replace_dataset(hid_t file, const char* name, hid_t mem_type, hid_t file_type, const std::vector<T>& v) {
@@ -414,7 +349,7 @@ TEST(ResnetData, UsageErrorsExitTwoSayingWhatToFix) {
            {"synth --classes 4 --count 10 --size 8x8 --colour red --out " + out, {"unknown option --colour"}},
            {"inspect /nonexistent/rn_ds", {"/nonexistent/rn_ds", "does not exist"}},
            {"verify /nonexistent/rn_ds", {"/nonexistent/rn_ds", "does not exist"}},
-           {"convert imagenet --src /tmp --out " + out, {"imagenet", "cifar10"}},
+           {"convert imagenet2 --src /tmp --out " + out, {"imagenet2", "cifar10, imagenet"}},
        }) {
     const ProcessRun r = resnet_data(c.args);
     EXPECT_EQ(r.exit_code, 2) << c.args << ": " << r.output;

@@ -94,8 +94,9 @@ class LinearKernel {
 };
 
 struct LossResult {
-  double loss = 0;      // mean over the batch
+  double loss = 0;      // mean over the counted samples (0 when none)
   int64_t correct = 0;  // top-1 hits
+  int64_t counted = 0;  // samples with a label >= 0 (the loader marks skipped corrupt images -1)
 };
 
 class Backend {
@@ -133,7 +134,8 @@ class Backend {
 
   // Softmax cross-entropy with label smoothing eps: target is
   // (1-eps) on the label plus eps/K on every class. labels: host int32 array
-  // of length N. Writes d(mean loss)/d(logits) into dlogits.
+  // of length N; a label < 0 marks a skipped sample (no loss, zero gradient,
+  // not in the mean). Writes d(mean loss)/d(logits) into dlogits.
   virtual LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
                                            Tensor& dlogits) = 0;
 

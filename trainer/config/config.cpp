@@ -224,9 +224,13 @@ const std::vector<OptionSpec>& options() {
                         "training data: synthetic (generated from train.seed) | hdf5 (converter "
                         "shards under data.path)",
                         RN_FIELD(data.source)),
-      make<std::string>("data", "path", "PATH",
-                        "directory of the HDF5 shards; required when data.source = hdf5",
-                        RN_FIELD(data.path)),
+      make<std::string>("data", "train", "PATH",
+                        "directory of the training shards (resnet-data); required when "
+                        "data.source = hdf5",
+                        RN_FIELD(data.train)),
+      make<std::string>("data", "val", "PATH",
+                        "directory of the validation shards (hdf5; empty: no validation)",
+                        RN_FIELD(data.val)),
       make<int>("data", "image_size", "INT",
                 "input side in pixels (>= 8; >= 32 for the ImageNet archs)",
                 RN_FIELD(data.image_size)),
@@ -235,8 +239,50 @@ const std::vector<OptionSpec>& options() {
       make<double>("data", "synthetic_noise", "FLOAT",
                    "noise std-dev of synthetic images (>= 0; larger is harder)",
                    RN_FIELD(data.synthetic_noise)),
-      make<int64_t>("data", "val_samples", "INT", "images per validation pass (>= 0; 0: none)",
+      make<int64_t>("data", "val_samples", "INT",
+                    "images per validation pass (0: none; hdf5: the first N of data.val, -1: all)",
                     RN_FIELD(data.val_samples)),
+      make<std::string>("data", "train_augment", "STRING",
+                        "hdf5 training augmentation: scale (paper: shorter side in [scale_min, "
+                        "scale_max], random crop) | inception (random-resized crop) | cifar (pad + "
+                        "random crop) | center",
+                        RN_FIELD(data.train_augment)),
+      make<std::string>("data", "val_augment", "STRING",
+                        "hdf5 validation: center (resize to val_resize, centre crop) | tencrop "
+                        "(10-crop average)",
+                        RN_FIELD(data.val_augment)),
+      make<int>("data", "scale_min", "INT", "scale augmentation: smallest shorter side, pixels",
+                RN_FIELD(data.scale_min)),
+      make<int>("data", "scale_max", "INT", "scale augmentation: largest shorter side, pixels",
+                RN_FIELD(data.scale_max)),
+      make<double>("data", "area_min", "FLOAT",
+                   "inception augmentation: smallest crop area, fraction of the image, in (0, 1]",
+                   RN_FIELD(data.area_min)),
+      make<int>("data", "cifar_pad", "INT", "cifar augmentation: black border in pixels (>= 0)",
+                RN_FIELD(data.cifar_pad)),
+      make<int>("data", "val_resize", "INT",
+                "validation: shorter side before the crop, pixels (>= image_size; 0: "
+                "image_size / 0.875)",
+                RN_FIELD(data.val_resize)),
+      make<bool>("data", "flip", "BOOL", "random horizontal flip in training",
+                 RN_FIELD(data.flip)),
+      make<double>("data", "lighting", "FLOAT",
+                   "AlexNet PCA lighting std-dev (>= 0; 0: off; fb.resnet.torch uses 0.1)",
+                   RN_FIELD(data.lighting)),
+      make<std::vector<double>>("data", "mean", "LIST",
+                                "per-channel RGB mean, pixel/255 units (3 values)",
+                                RN_FIELD(data.mean)),
+      make<std::vector<double>>("data", "std", "LIST",
+                                "per-channel RGB std-dev, pixel/255 units (3 values > 0)",
+                                RN_FIELD(data.std)),
+      make<int>("data", "loader_threads", "INT",
+                "decode/augment threads per rank (>= 0; 0: the node's cores / its ranks)",
+                RN_FIELD(data.loader_threads)),
+      make<int>("data", "prefetch", "INT", "batches decoded ahead (>= 1)",
+                RN_FIELD(data.prefetch)),
+      make<int64_t>("data", "max_bad_samples", "INT",
+                    "corrupt images skipped (with a warning) before the run stops, per rank (>= 0)",
+                    RN_FIELD(data.max_bad_samples)),
       // [optim]
       make<double>("optim", "lr", "FLOAT",
                    "base learning rate (> 0), before linear scaling and warm-up",
@@ -361,6 +407,7 @@ const std::vector<CliAlias>& cli_aliases() {
   static const std::vector<CliAlias> a = {
       {"allreduce", "comm.allreduce", "X"},
       {"comm-timeout", "comm.timeout", "S"},
+      {"max-bad-samples", "data.max_bad_samples", "N"},
   };
   return a;
 }
@@ -740,12 +787,13 @@ void validate(const Config& c) {
 
   // [data]
   check_one_of("data.source", c.data.source, {"synthetic", "hdf5"});
-  if (c.data.source == "hdf5" && c.data.path.empty()) {
+  if (c.data.source == "hdf5" && c.data.train.empty()) {
     fail(
-        "data.path is empty but data.source = hdf5 needs it; allowed: the directory of the "
-        "converter's HDF5 shards (or set data.source = synthetic).");
+        "data.train is empty but data.source = hdf5 needs it; allowed: the directory of the "
+        "training shards written by resnet-data (or set data.source = synthetic).");
   }
-  check_ini_string("data.path", c.data.path);
+  check_ini_string("data.train", c.data.train);
+  check_ini_string("data.val", c.data.val);
   const int min_size = spec.imagenet_stem ? 32 : 8;
   if (c.data.image_size < min_size) {
     fail(
@@ -759,9 +807,33 @@ void validate(const Config& c) {
   if (c.data.synthetic_noise < 0)
     fail(fmt::format("data.synthetic_noise = {} is out of range; must be >= 0.",
                      format_double(c.data.synthetic_noise)));
-  if (c.data.val_samples < 0)
-    fail(fmt::format("data.val_samples = {} is out of range; must be >= 0 (0: no validation).",
-                     c.data.val_samples));
+  if (c.data.val_samples < (c.data.source == "hdf5" ? -1 : 0))
+    fail(fmt::format("data.val_samples = {} is out of range; must be >= 0 (0: no validation){}.",
+                     c.data.val_samples, c.data.source == "hdf5" ? ", or -1 for all of data.val" : ""));
+  check_one_of("data.train_augment", c.data.train_augment, {"scale", "inception", "cifar", "center"});
+  check_one_of("data.val_augment", c.data.val_augment, {"center", "tencrop"});
+  if (c.data.scale_min < 1 || c.data.scale_max < c.data.scale_min)
+    fail(fmt::format("data.scale_min = {}, data.scale_max = {}: need 1 <= scale_min <= scale_max.",
+                     c.data.scale_min, c.data.scale_max));
+  if (!(c.data.area_min > 0 && c.data.area_min <= 1))
+    fail(fmt::format("data.area_min = {} is out of range; must be in (0, 1].", format_double(c.data.area_min)));
+  if (c.data.cifar_pad < 0) fail(fmt::format("data.cifar_pad = {} is out of range; must be >= 0.", c.data.cifar_pad));
+  if (c.data.val_resize != 0 && c.data.val_resize < c.data.image_size)
+    fail(fmt::format("data.val_resize = {} is smaller than data.image_size = {}; must be >= image_size (or 0: "
+                     "image_size / 0.875).",
+                     c.data.val_resize, c.data.image_size));
+  if (!(c.data.lighting >= 0))
+    fail(fmt::format("data.lighting = {} is out of range; must be >= 0 (0: off).", format_double(c.data.lighting)));
+  if (c.data.mean.size() != 3 || c.data.std.size() != 3 ||
+      std::any_of(c.data.std.begin(), c.data.std.end(), [](double x) { return !(x > 0); }))
+    fail(fmt::format("data.mean = '{}', data.std = '{}': need 3 values each (R, G, B in pixel/255 units), std > 0.",
+                     format_list(c.data.mean), format_list(c.data.std)));
+  if (c.data.loader_threads < 0)
+    fail(fmt::format("data.loader_threads = {} is out of range; must be >= 0 (0: automatic).",
+                     c.data.loader_threads));
+  if (c.data.prefetch < 1) fail(fmt::format("data.prefetch = {} is out of range; must be >= 1.", c.data.prefetch));
+  if (c.data.max_bad_samples < 0)
+    fail(fmt::format("data.max_bad_samples = {} is out of range; must be >= 0.", c.data.max_bad_samples));
 
   // [optim]
   const auto& o = c.optim;

@@ -53,11 +53,12 @@ struct ModelConfig {
 
 struct DataConfig {
   // "synthetic" (generated in memory from train.seed) or "hdf5" (shards
-  // written by the dataset converter, found under `path`).
+  // written by resnet-data, see data/FORMAT.md).
   std::string source = "synthetic";
-  // Directory (or file) of the HDF5 shards; required when source = hdf5.
-  // Relative paths are relative to the working directory.
-  std::string path;
+  // hdf5: directory of the training shards (required) and of the
+  // validation shards ("" = no validation). Relative to the working directory.
+  std::string train;
+  std::string val;
   // Side of the square network input, in pixels (>= 8; >= 32 for the
   // ImageNet archs, whose stem and stages downsample by 32).
   int image_size = 32;
@@ -66,8 +67,38 @@ struct DataConfig {
   // Standard deviation of the noise in synthetic images (>= 0; larger is
   // harder to learn).
   double synthetic_noise = 0.5;
-  // Images evaluated per validation pass (0: no validation).
+  // Images per validation pass: synthetic: generated; hdf5: the first N of
+  // data.val (-1: all of it). 0: no validation.
   int64_t val_samples = 512;
+  // hdf5 training augmentation (data/augment.h): scale (He et al.: shorter
+  // side in [scale_min, scale_max], random crop) | inception (random-resized
+  // crop, area in [area_min, 1]) | cifar (pad cifar_pad, random crop) |
+  // center (no randomness but the flip).
+  std::string train_augment = "scale";
+  // hdf5 validation: center (resize the shorter side to val_resize, centre
+  // crop) | tencrop (the 10-crop average of He et al. Sec. 3.4).
+  std::string val_augment = "center";
+  int scale_min = 256;   // scale: shorter-side range, pixels
+  int scale_max = 480;
+  double area_min = 0.08;  // inception: smallest crop, fraction of the image area, in (0, 1]
+  int cifar_pad = 4;       // cifar: black border, pixels (>= 0)
+  // Shorter side before the validation crop, pixels; 0: image_size / 0.875
+  // rounded (256 for 224). Must be >= image_size.
+  int val_resize = 0;
+  bool flip = true;        // random horizontal flip in training
+  // AlexNet PCA colour lighting std-dev (>= 0; 0: off; fb.resnet.torch: 0.1).
+  double lighting = 0;
+  // Per-channel RGB mean and std-dev in pixel/255 units (3 values each).
+  std::vector<double> mean{0.485, 0.456, 0.406};
+  std::vector<double> std{0.229, 0.224, 0.225};
+  // Decode/augment threads per rank and loader (>= 0; 0: this node's cores
+  // divided among its ranks).
+  int loader_threads = 0;
+  // Batches decoded ahead of the one in use (>= 1).
+  int prefetch = 3;
+  // Corrupt images skipped (with a warning naming shard and index) before
+  // the run stops, per rank and loader (>= 0).
+  int64_t max_bad_samples = 100;
 
   friend bool operator==(const DataConfig&, const DataConfig&) = default;
 };

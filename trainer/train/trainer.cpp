@@ -14,7 +14,6 @@
 #include <thread>
 
 #include "comm/allreduce.h"
-#include "data/synthetic_source.h"
 #include "trainer/checkpoint/checkpoint_writer.h"
 #include "trainer/core/error.h"
 #include "trainer/model/resnet.h"
@@ -23,6 +22,8 @@
 #include "trainer/optim/sgd.h"
 #include "trainer/train/metrics_writer.h"
 #include "trainer/train/data_parallel.h"
+#include "trainer/train/data_streams.h"
+#include "trainer/train/evaluator.h"
 #include "trainer/train/run_log.h"
 #include "trainer/train/step_trace.h"
 
@@ -64,44 +65,6 @@ Model resolve_model(const ModelConfig& m) {
 std::string format_duration(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
   return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
-}
-
-struct EvalResult {
-  double loss = 0, top1 = 0;
-};
-
-// This rank's contiguous share [begin, end) of n samples split over world
-// ranks: every sample counted exactly once, shares differ by at most one.
-std::pair<int64_t, int64_t> share(int64_t n, int rank, int world) {
-  const int64_t q = n / world, m = n % world;
-  const int64_t begin = rank * q + std::min<int64_t>(rank, m);
-  return {begin, begin + q + (rank < m ? 1 : 0)};
-}
-
-// Validation over this rank's share, summed over ranks.
-EvalResult evaluate(ResNet& model, Backend& be, SoftmaxCrossEntropy& loss, const SyntheticSource& src,
-                    int64_t samples, int batch, HostBatch& host, Tensor& input, comm::Communicator* world) {
-  const auto [first, last] = share(samples, world ? world->rank() : 0, world ? world->size() : 1);
-  double sums[2] = {0, 0};  // loss * n, correct
-  for (int64_t done = first; done < last;) {
-    const int64_t n = std::min<int64_t>(batch, last - done);
-    HostBatch* hb = &host;
-    HostBatch partial;
-    Tensor in = input;
-    if (n != host.n) {  // the last, smaller batch (outside the training loop)
-      partial.resize(n, host.image_size);
-      hb = &partial;
-      in = be.allocate(Shape{n, 3, host.image_size, host.image_size}, Layout::kNCHW);
-    }
-    src.fill(/*stream=*/1, static_cast<uint64_t>(done), *hb);
-    be.from_host(hb->images.data(), in);
-    const auto lr = loss.forward_backward(model.forward(in, Mode::kEval), hb->labels.data());
-    sums[0] += lr.loss * double(n);
-    sums[1] += double(lr.correct);
-    done += n;
-  }
-  if (world && world->size() > 1) world->allreduce_sum(sums, 2, "validation metrics");
-  return EvalResult{sums[0] / double(samples), sums[1] / double(samples)};
 }
 
 // Test-only fault injection: RN_TEST_FAULT="RANK:STEP:KIND" makes that rank
@@ -156,10 +119,6 @@ void print_summary(const Config& cfg) {
 }
 
 TrainResult run_training(const Config& cfg, comm::Communicator* world, int local_size) {
-  if (cfg.data.source != "synthetic")
-    throw UserError("data.source = '" + cfg.data.source +
-                    "': this build reads only the built-in synthetic data; the HDF5 shard loader is not "
-                    "implemented yet. Use --data.source=synthetic to smoke-test this recipe.");
   const Model m = resolve_model(cfg.model);
   const auto& t = cfg.train;
   const int rank = world ? world->rank() : 0;
@@ -192,6 +151,22 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
   model.initialize(t.seed, cfg.model.zero_init_residual);
   if (cfg.model.frozen_bn) model.set_frozen_bn(true);
 
+  // Open the datasets on every rank, then agree: a rank that cannot (a path
+  // missing on its node, say) must not leave the others waiting for it.
+  DataStreams data;
+  {
+    std::string error;
+    try {
+      data = make_data_streams(cfg, rank, world_size, local_size);
+    } catch (const UserError& e) {
+      error = e.what();
+    }
+    int64_t failed = error.empty() ? 0 : 1;
+    if (world && world_size > 1) world->allreduce_max(&failed, 1, "dataset check");
+    if (!error.empty()) throw UserError(error);
+    if (failed) throw UserError("another rank could not open its dataset (its message says why); stopping");
+  }
+
   std::optional<DataParallel> dp;
   if (world) {
     DataParallelOptions o;
@@ -212,7 +187,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     Sgd opt(*be, model.params(),
             SgdOptions{float(cfg.optim.momentum), cfg.optim.nesterov, float(cfg.optim.weight_decay),
                        cfg.optim.no_decay_bn_bias});
-    const int64_t steps_per_epoch = std::max<int64_t>(1, cfg.data.synthetic_samples / global_batch);
+    const int64_t steps_per_epoch = data.train->batches_per_epoch();
     int64_t total_steps = static_cast<int64_t>(std::ceil(cfg.train.epochs * double(steps_per_epoch)));
     if (t.max_steps > 0 && (cfg.train.epochs <= 0 || t.max_steps < total_steps)) total_steps = t.max_steps;
     const double total_epochs = double(total_steps) / double(steps_per_epoch);
@@ -228,10 +203,13 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     so.warmup_start_factor = cfg.optim.warmup_start_factor;
     const LrSchedule schedule(so);
 
-    SyntheticSource src(SyntheticOptions{cfg.model.num_classes, cfg.data.image_size, cfg.data.synthetic_noise, t.seed});
-    HostBatch host;
-    host.resize(t.batch_size, cfg.data.image_size);
     Tensor input = be->allocate(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size}, Layout::kNCHW);
+    std::optional<Evaluator> evaluator;
+    if (data.val) evaluator.emplace(*be, cfg.model.num_classes, t.batch_size, cfg.data.image_size);
+    // Every rank reports its own skipped corrupt images (each reads different ones).
+    auto warn = [&](const std::vector<std::string>& warnings) {
+      for (const auto& w : warnings) std::fprintf(stderr, "resnet-train[rank %d]: warning: %s\n", rank, w.c_str());
+    };
     SoftmaxCrossEntropy loss(*be, float(cfg.optim.label_smoothing));
 
     say(fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} rank(s) x batch {} = {}", RN_VERSION,
@@ -241,6 +219,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       say(fmt::format("data parallel: {} all-reduce, {} gradient bucket(s) of >= {:g} MiB, {} on the wire, overlap {}",
                       cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
                       cfg.comm.overlap ? "on" : "off"));
+    say(data.description);
     say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps, total_epochs,
                     steps_per_epoch, so.base_lr, so.kind, t.output_dir));
 
@@ -251,21 +230,25 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     const auto t_start = clock::now();
     auto t_window = t_start;
     StepTrace trace(comm::GradientSync::now());
-    // Sums over the logging window: loss, correct, exposed comm seconds.
-    double window[3] = {0, 0, 0};
+    // Sums over the logging window: loss, correct, exposed comm seconds,
+    // seconds waiting for data, scored images, skipped images.
+    double window[6] = {0, 0, 0, 0, 0, 0};
     int64_t window_steps = 0;
     int last_eval_epoch = 0;
 
+    data.train->start({0, 0});
     for (int64_t step = 0; step < total_steps; ++step) {
       fault.at(FaultInjection::Where::kStart, rank, step + 1);
       const bool tracing = lead && step < t.trace_steps;
       const double t0 = comm::GradientSync::now();
       const double epoch = double(step) / double(steps_per_epoch);
       const double lr = schedule.at(epoch);
-      // Rank r trains on images [r*B, (r+1)*B) of the step's global batch.
-      src.fill(/*stream=*/0, static_cast<uint64_t>(step) * uint64_t(global_batch) + uint64_t(rank) * t.batch_size, host);
-      be->from_host(host.images.data(), input);
-      const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), host.labels.data());
+      const double wait_before = data.train->wait_seconds();
+      const data::Batch& batch = data.train->next();
+      const double data_wait = data.train->wait_seconds() - wait_before;
+      warn(batch.warnings);
+      be->from_host(batch.images, input);
+      const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), batch.labels);
       const double t1 = comm::GradientSync::now();
       if (dp) dp->begin_backward();
       model.backward(loss.grad());
@@ -289,6 +272,9 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       window[0] += lr_res.loss;
       window[1] += double(lr_res.correct);
       window[2] += exposed;
+      window[3] += data_wait;
+      window[4] += double(lr_res.counted);
+      window[5] += double(batch.skipped);
       ++window_steps;
       result.steps = step + 1;
       if (dp && cfg.comm.check_weights_every > 0 && (step + 1) % cfg.comm.check_weights_every == 0)
@@ -300,29 +286,32 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       const bool last = step + 1 == total_steps;
       if ((step + 1) % t.log_every == 0 || last || stop_sig) {
         be->synchronize();
-        if (world && world_size > 1) world->allreduce_sum(window, 3, "training metrics");
+        if (world && world_size > 1) world->allreduce_sum(window, 6, "training metrics");
         const auto now = clock::now();
         const double dt = std::chrono::duration<double>(now - t_window).count();
         const double elapsed = std::chrono::duration<double>(now - t_start).count();
         const double ips = double(window_steps * global_batch) / std::max(dt, 1e-9);
         result.final_loss = window[0] / double(window_steps * world_size);
-        result.final_top1 = window[1] / double(window_steps * global_batch);
+        result.final_top1 = window[1] / std::max(window[4], 1.0);
         const double exposed_ms = 1e3 * window[2] / double(window_steps * world_size);
+        const double wait_ms = 1e3 * window[3] / double(window_steps * world_size);
         const double ep = double(step + 1) / double(steps_per_epoch);
         if (metrics) {
           nlohmann::json rec = {{"type", "train"}, {"step", step + 1}, {"epoch", ep}, {"loss", result.final_loss},
                                 {"top1", result.final_top1}, {"lr", lr}, {"images_per_sec", ips},
-                                {"elapsed_sec", elapsed}, {"ranks", world_size}};
+                                {"elapsed_sec", elapsed}, {"ranks", world_size}, {"data_wait_ms", wait_ms}};
+          if (window[5] > 0) rec["skipped_images"] = window[5];
           if (dp && world_size > 1) rec["comm_exposed_ms"] = exposed_ms;  // mean per step and rank
           metrics->write(rec);
         }
         const double eta = elapsed / double(step + 1) * double(total_steps - step - 1);
         if (lead)
-          progress.update(fmt::format("step {}/{}  epoch {:.2f}  loss {:.4f}  top1 {:.3f}  lr {:.4g}  {:.1f} img/s{}  ETA {}",
-                                      step + 1, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
-                                      world_size > 1 ? fmt::format("  comm {:.1f} ms", exposed_ms) : "",
-                                      format_duration(eta)));
-        window[0] = window[1] = window[2] = 0;
+          progress.update(fmt::format(
+              "step {}/{}  epoch {:.2f}  loss {:.4f}  top1 {:.3f}  lr {:.4g}  {:.1f} img/s  data {:.0f}%{}  ETA {}",
+              step + 1, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
+              100.0 * window[3] / std::max(dt * world_size, 1e-9),
+              world_size > 1 ? fmt::format("  comm {:.1f} ms", exposed_ms) : "", format_duration(eta)));
+        std::fill(std::begin(window), std::end(window), 0.0);
         window_steps = 0;
         t_window = clock::now();
       }
@@ -335,17 +324,21 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       }
       const int epoch_done = static_cast<int>((step + 1) / steps_per_epoch);
       const bool epoch_end = (step + 1) % steps_per_epoch == 0;
-      if (cfg.data.val_samples > 0 && ((epoch_end && epoch_done - last_eval_epoch >= t.eval_every_epochs) || last)) {
+      if (evaluator && ((epoch_end && epoch_done - last_eval_epoch >= t.eval_every_epochs) || last)) {
         last_eval_epoch = epoch_done;
         if (dp) dp->average_buffers();  // every rank evaluates with the same BN statistics
-        const EvalResult ev = evaluate(model, *be, loss, src, cfg.data.val_samples, t.batch_size, host, input, world);
+        std::vector<std::string> warnings;
+        const EvalResult ev = evaluator->run(model, *data.val, world, &warnings);
+        warn(warnings);
         result.val_top1 = ev.top1;
         if (lead) progress.finish();
-        say(fmt::format("validation after step {} (epoch {:.2f}): loss {:.4f}, top1 {:.4f} on {} images", step + 1,
-                        double(step + 1) / double(steps_per_epoch), ev.loss, ev.top1, cfg.data.val_samples));
+        say(fmt::format("validation after step {} (epoch {:.2f}): loss {:.4f}, top1 {:.4f}, top5 {:.4f} on {} images{}",
+                        step + 1, double(step + 1) / double(steps_per_epoch), ev.loss, ev.top1, ev.top5, ev.images,
+                        ev.skipped ? fmt::format(" ({} corrupt skipped)", ev.skipped) : ""));
         if (metrics)
           metrics->write({{"type", "eval"}, {"step", step + 1}, {"epoch", double(step + 1) / double(steps_per_epoch)},
-                          {"val_loss", ev.loss}, {"val_top1", ev.top1}});
+                          {"val_loss", ev.loss}, {"val_top1", ev.top1}, {"val_top5", ev.top5},
+                          {"val_images", ev.images}});
       }
     }
     if (lead) progress.finish();

@@ -1,4 +1,5 @@
 // Softmax cross-entropy on the host (logits are small: N x classes).
+#include <algorithm>
 #include <cmath>
 
 #include "trainer/backend/cpu/cpu_backend.h"
@@ -12,12 +13,17 @@ LossResult CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t
   const float* z = logits.data();
   float* dz = dlogits.data();
   double total = 0;
-  int64_t correct = 0;
+  int64_t correct = 0, counted = 0;
+  for (int64_t i = 0; i < n; ++i) counted += labels[i] >= 0;
   // Sequential over samples in a fixed order: the loss is bit-reproducible.
   for (int64_t i = 0; i < n; ++i) {
     const float* zi = z + i * k;
     const int32_t label = labels[i];
-    RN_CHECK(label >= 0 && label < k, "label " + std::to_string(label) + " outside [0, " + std::to_string(k) + ")");
+    if (label < 0) {  // a skipped sample: no loss, no gradient
+      std::fill_n(dz + i * k, k, 0.f);
+      continue;
+    }
+    RN_CHECK(label < k, "label " + std::to_string(label) + " outside [0, " + std::to_string(k) + ")");
     int64_t arg = 0;
     for (int64_t j = 1; j < k; ++j) if (zi[j] > zi[arg]) arg = j;
     correct += arg == label;
@@ -30,11 +36,11 @@ LossResult CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t
       const double target = (j == label ? 1.0 - smoothing : 0.0) + smoothing / double(k);
       const double logp = double(zi[j]) - log_sum;
       loss -= target * logp;
-      dz[i * k + j] = static_cast<float>((std::exp(logp) - target) / double(n));
+      dz[i * k + j] = static_cast<float>((std::exp(logp) - target) / double(counted));
     }
     total += loss;
   }
-  return {total / double(n), correct};
+  return {counted ? total / double(counted) : 0.0, correct, counted};
 }
 
 }  // namespace rn

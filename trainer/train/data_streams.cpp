@@ -1,0 +1,96 @@
+#include "trainer/train/data_streams.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include "data/loader.h"
+#include "data/synthetic_stream.h"
+
+namespace rn {
+
+namespace {
+
+data::AugmentOptions augment_options(const DataConfig& d, const std::string& kind) {
+  data::AugmentOptions a;
+  a.kind = data::parse_augment_kind(kind, "data augmentation");
+  a.out_size = d.image_size;
+  a.scale_min = d.scale_min;
+  a.scale_max = d.scale_max;
+  a.area_min = d.area_min;
+  a.resize_size = d.val_resize > 0 ? d.val_resize : int(std::lround(d.image_size / 0.875));
+  a.pad = d.cifar_pad;
+  a.flip = d.flip;
+  a.lighting_std = d.lighting;
+  for (int c = 0; c < 3; ++c) {
+    a.mean[size_t(c)] = float(d.mean[size_t(c)]);
+    a.stddev[size_t(c)] = float(d.std[size_t(c)]);
+  }
+  return a;
+}
+
+std::unique_ptr<data::Loader> make_loader(const Config& cfg, const std::string& key, const std::string& dir,
+                                          bool train, int rank, int world, int local_size) {
+  const DataConfig& d = cfg.data;
+  data::LoaderOptions o;
+  o.dir = dir;
+  o.what = key;
+  o.plan.batch_size = cfg.train.batch_size;
+  o.plan.rank = rank;
+  o.plan.world = world;
+  o.plan.train = train;
+  o.plan.seed = cfg.train.seed;
+  o.plan.limit = train || d.val_samples < 0 ? 0 : d.val_samples;
+  o.augment = augment_options(d, train ? d.train_augment : d.val_augment);
+  o.num_classes = cfg.model.num_classes;
+  o.threads = d.loader_threads > 0
+                  ? d.loader_threads
+                  : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, local_size));
+  o.prefetch = d.prefetch;
+  o.max_bad_samples = d.max_bad_samples;
+  return std::make_unique<data::Loader>(o);
+}
+
+std::string describe(const data::Loader& l, const std::string& key, const std::string& dir, const std::string& aug,
+                     int threads) {
+  const auto& m = l.manifest();
+  return fmt::format("{} = {}: {} images, {} classes, {} shard(s); {} per epoch, augmentation {}, {} loader thread(s)",
+                     key, dir, m.total_samples, m.num_classes, m.shards.size(), l.samples_per_epoch(), aug, threads);
+}
+
+}  // namespace
+
+DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_size) {
+  DataStreams s;
+  const DataConfig& d = cfg.data;
+  if (d.source == "synthetic") {
+    data::SyntheticStreamOptions o;
+    o.source = SyntheticOptions{cfg.model.num_classes, d.image_size, d.synthetic_noise, cfg.train.seed};
+    o.batch_size = cfg.train.batch_size;
+    o.rank = rank;
+    o.world = world;
+    o.samples = d.synthetic_samples;
+    s.train = std::make_unique<data::SyntheticStream>(o);
+    s.description = fmt::format("data: synthetic, {} images per epoch", s.train->samples_per_epoch());
+    if (d.val_samples > 0) {
+      o.train = false;
+      o.samples = d.val_samples;
+      s.val = std::make_unique<data::SyntheticStream>(o);
+      s.description += fmt::format(", {} validation images", d.val_samples);
+    }
+    return s;
+  }
+  auto train = make_loader(cfg, "data.train", d.train, true, rank, world, local_size);
+  s.description = "data: " + describe(*train, "data.train", d.train, d.train_augment, train->threads());
+  s.train = std::move(train);
+  if (!d.val.empty() && d.val_samples != 0) {
+    auto val = make_loader(cfg, "data.val", d.val, false, rank, world, local_size);
+    s.description += "\ndata: " + describe(*val, "data.val", d.val, d.val_augment, val->threads());
+    s.val = std::move(val);
+  }
+  return s;
+}
+
+}  // namespace rn

@@ -1,0 +1,69 @@
+#include "trainer/train/evaluator.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "comm/communicator.h"
+
+namespace rn {
+
+Evaluator::Evaluator(Backend& be, int num_classes, int batch_size, int image_size)
+    : be_(be),
+      classes_(num_classes),
+      batch_(batch_size),
+      size_(image_size),
+      input_(be.allocate(Shape{batch_size, 3, image_size, image_size}, Layout::kNCHW)),
+      logits_(size_t(batch_size) * num_classes),
+      probs_(size_t(batch_size) * num_classes) {}
+
+EvalResult Evaluator::run(ResNet& model, data::BatchStream& val, comm::Communicator* world,
+                          std::vector<std::string>* warnings) {
+  // loss sum, top-1 hits, top-5 hits, scored images, skipped images
+  double sums[5] = {0, 0, 0, 0, 0};
+  const int k = classes_;
+  val.start({0, 0});
+  for (int64_t b = 0; b < val.batches_per_epoch(); ++b) {
+    const data::Batch& batch = val.next();
+    if (warnings) warnings->insert(warnings->end(), batch.warnings.begin(), batch.warnings.end());
+    const int64_t n = batch.n;
+    Tensor in = n == batch_ ? input_ : be_.allocate(Shape{n, 3, size_, size_}, Layout::kNCHW);
+    std::fill_n(probs_.begin(), n * k, 0.0);
+    for (int v = 0; v < batch.views; ++v) {
+      be_.from_host(batch.view(v), in);
+      be_.to_host(model.forward(in, Mode::kEval), logits_.data());
+      for (int64_t i = 0; i < n; ++i) {  // softmax, accumulated over views
+        const float* z = logits_.data() + i * k;
+        const double zmax = *std::max_element(z, z + k);
+        double sum = 0;
+        for (int j = 0; j < k; ++j) sum += std::exp(double(z[j]) - zmax);
+        for (int j = 0; j < k; ++j) probs_[size_t(i * k + j)] += std::exp(double(z[j]) - zmax) / sum;
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t label = batch.labels[i];
+      if (label < 0) {
+        sums[4] += 1;
+        continue;
+      }
+      const double* p = probs_.data() + i * k;
+      const double target = p[label];
+      int above = 0;  // classes ranked above the label (ties count against it)
+      for (int j = 0; j < k; ++j) above += j != label && p[j] >= target;
+      sums[0] -= std::log(std::max(target / batch.views, 1e-300));
+      sums[1] += above == 0;
+      sums[2] += above < 5;
+      sums[3] += 1;
+    }
+  }
+  if (world && world->size() > 1) world->allreduce_sum(sums, 5, "validation metrics");
+  EvalResult r;
+  const double scored = std::max(sums[3], 1.0);
+  r.loss = sums[0] / scored;
+  r.top1 = sums[1] / scored;
+  r.top5 = sums[2] / scored;
+  r.images = int64_t(sums[3]);
+  r.skipped = int64_t(sums[4]);
+  return r;
+}
+
+}  // namespace rn
