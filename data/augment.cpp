@@ -204,8 +204,10 @@ void Augmenter::render(const uint8_t* rgb, int width, int height, const CropWind
   const int s = o_.out_size;
   if (src.cols != s || src.rows != s) {
     cv::Mat dst(s, s, CV_8UC3, resized_.data());  // create() in resize keeps this buffer: same size and type
-    const bool shrink = src.cols > s && src.rows > s;
-    cv::resize(src, dst, dst.size(), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+    // Area averaging only for large shrinks: bilinear is 3x cheaper and, below
+    // a factor 2 (the usual case after scaled JPEG decoding), loses little.
+    const bool large_shrink = src.cols >= 2 * s && src.rows >= 2 * s;
+    cv::resize(src, dst, dst.size(), 0, 0, large_shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
     src = dst;
   }
 

@@ -98,7 +98,9 @@ class Augmenter {
 
   // Renders `window` of the HWC RGB image (width x height, rows of width*3
   // bytes) into out[3][out_size][out_size]: crop, resize (area averaging
-  // when shrinking, bilinear when enlarging), mirror, lighting (drawing 3
+  // when shrinking by 2 or more, else bilinear: after the loader's scaled
+  // JPEG decoding the factor is almost always below 2, where bilinear loses
+  // little and costs a third of area averaging), mirror, lighting (drawing 3
   // normals from rng when lighting_std > 0), normalise. Uses this object's
   // scratch buffers: one Augmenter per thread. Allocates only when an image
   // is larger than any seen before.

@@ -2,7 +2,7 @@
 // (data/FORMAT.md).
 //
 //   resnet-data synth --classes C --count N --size WxH --out DIR
-//                     [--shard-size S] [--seed X] [--layout jpeg|raw]
+//                     [--shard-size S] [--seed X] [--layout jpeg|raw] [--split train|val]
 //   resnet-data convert cifar10 --src DIR --out DIR [--shard-size S]
 //   resnet-data convert imagenet --src DIR --out DIR [--labels FILE] [--classes DATASET]
 //                     [--max-side S] [--quality Q] [--shard-size S] [--threads T] [--max-bad N]
@@ -46,7 +46,9 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  synth --classes C --count N --size WxH --out DIR [--shard-size S] [--seed X] [--layout jpeg|raw]\n"
-    "        a learnable synthetic dataset (class patterns of resnet-train's synthetic source)\n"
+    "        [--split train|val]\n"
+    "        a learnable synthetic dataset (class patterns of resnet-train's synthetic source; the\n"
+    "        two splits of one seed share the classes and differ in every sample)\n"
     "  convert cifar10 --src DIR --out DIR [--shard-size S]\n"
     "        the CIFAR-10 binary batches -> DIR/train (data_batch_1..5) and DIR/val (test_batch), layout raw\n"
     "  convert imagenet --src DIR --out DIR [--labels FILE] [--classes DATASET] [--max-side S] [--quality Q]\n"
@@ -173,7 +175,7 @@ std::string join_args(int argc, char** argv) {
 
 
 int cmd_synth(const Args& a, const std::string& origin) {
-  a.allow({"classes", "count", "size", "out", "shard-size", "seed", "layout"});
+  a.allow({"classes", "count", "size", "out", "shard-size", "seed", "layout", "split"});
   if (!a.positional.empty()) throw UserError("synth: unexpected argument '" + a.positional[0] + "'");
   const int classes = static_cast<int>(a.integer("classes", 0, 1, true));
   const int64_t count = a.integer("count", 0, 1, true);
@@ -193,6 +195,10 @@ int cmd_synth(const Args& a, const std::string& origin) {
   o.image_width = w;
   o.shard_size = a.integer("shard-size", 1024, 1);
   const uint64_t seed = static_cast<uint64_t>(a.integer("seed", 1, 0));
+  // Both splits share the class patterns of `seed`; their samples differ.
+  const std::string split = a.has("split") ? a.str("split") : "train";
+  if (split != "train" && split != "val") throw UserError("synth: --split must be train or val, got '" + split + "'");
+  const uint64_t stream = split == "train" ? 0 : 1;
   for (int k = 0; k < classes; ++k) o.class_names.push_back("class" + std::to_string(k));
 
   // The source draws square images of max(W, H); we keep the top-left W x H.
@@ -205,7 +211,7 @@ int cmd_synth(const Args& a, const std::string& origin) {
   std::vector<uint8_t> hwc(static_cast<size_t>(h) * w * 3);
   for (int64_t first = 0; first < count; first += kBatch) {
     batch.resize(std::min(kBatch, count - first), s);
-    src.fill(/*stream=*/0, static_cast<uint64_t>(first), batch);
+    src.fill(stream, static_cast<uint64_t>(first), batch);
     for (int64_t i = 0; i < batch.n; ++i) {
       const float* img = batch.images.data() + static_cast<size_t>(i) * 3 * s * s;
       // Pattern values are about [-2, 2]: map to [0, 255] around 128.

@@ -295,6 +295,21 @@ TEST(AugmentResize, NonIntegerShrinkKeepsTheMean) {
   for (int y = 1; y < s; ++y) EXPECT_GT(pixel(out, o, 1, 5, y), pixel(out, o, 1, 5, y - 1));
 }
 
+TEST(AugmentResize, MildShrinkIsBilinear) {
+  // 3 -> 2 pixels (factor 1.5): centres sample at 0.25 and 1.75 of the row
+  // 0, 100, 200: 25 and 175. Area averaging would give 33.3 and 166.7.
+  std::vector<uint8_t> img(3 * 3 * 3);
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 3; ++x) std::fill_n(&img[(size_t(y) * 3 + x) * 3], 3, uint8_t(100 * x));
+  AugmentOptions o = opts(AugmentKind::kInception, 2);
+  Augmenter a(o);
+  const auto out = render(a, img, 3, 3, CropWindow{0, 0, 3, 3});
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(pixel(out, o, c, 0, 1), 25, 0.01);
+    EXPECT_NEAR(pixel(out, o, c, 1, 1), 175, 0.01);
+  }
+}
+
 TEST(AugmentResize, EnlargeInterpolatesBilinearly) {
   // Two pixels, 0 and 200, to four: half-pixel centres sample at -0.25,
   // 0.25, 0.75, 1.25 (clamped): 0, 50, 150, 200.

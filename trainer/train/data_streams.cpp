@@ -1,6 +1,7 @@
 #include "trainer/train/data_streams.h"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,17 @@
 namespace rn {
 
 namespace {
+
+// A loader keeps every shard open (ImageNet at the default shard size is
+// about 1250 files per split), beyond the usual soft limit of 1024 open
+// files: raise the soft limit to the hard one, as a user would with ulimit.
+void raise_open_file_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
 
 data::AugmentOptions augment_options(const DataConfig& d, const std::string& kind) {
   data::AugmentOptions a;
@@ -82,6 +94,7 @@ DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_
     }
     return s;
   }
+  raise_open_file_limit();
   auto train = make_loader(cfg, "data.train", d.train, true, rank, world, local_size);
   s.description = "data: " + describe(*train, "data.train", d.train, d.train_augment, train->threads());
   s.train = std::move(train);

@@ -47,8 +47,8 @@ EvalResult Evaluator::run(ResNet& model, data::BatchStream& val, comm::Communica
       }
       const double* p = probs_.data() + i * k;
       const double target = p[label];
-      int above = 0;  // classes ranked above the label (ties count against it)
-      for (int j = 0; j < k; ++j) above += j != label && p[j] >= target;
+      int above = 0;  // classes ranked above the label; ties go to the lower index, as in argmax
+      for (int j = 0; j < k; ++j) above += p[j] > target || (p[j] == target && j < label);
       sums[0] -= std::log(std::max(target / batch.views, 1e-300));
       sums[1] += above == 0;
       sums[2] += above < 5;
