@@ -4,6 +4,7 @@
 // a warning (and stops the run beyond --max-bad-samples), and a missing or
 // mismatched dataset stops every rank before training.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -29,7 +30,9 @@ struct Datasets {
 };
 const Datasets& datasets() {
   static const Datasets d = [] {
-    Datasets d{fresh_dir("rn_h5train_train"), fresh_dir("rn_h5train_val")};
+    // Per process: ctest runs these tests in parallel processes.
+    const std::string tag = std::to_string(getpid());
+    Datasets d{fresh_dir("rn_h5train_train_" + tag), fresh_dir("rn_h5train_val_" + tag)};
     const std::string synth = std::string(RN_BIN_DIR) + "/resnet-data synth --classes 4 --size 20x20 --shard-size 128 ";
     const ProcessRun a = run_command(synth + "--count 640 --seed 1 --out " + d.train);
     const ProcessRun b = run_command(synth + "--count 100 --seed 1 --split val --out " + d.val);
@@ -42,7 +45,7 @@ const Datasets& datasets() {
 
 // The base job as a config file, so that each test can override any key.
 std::string train_args(const Datasets& d) {
-  const std::string path = (fs::path(d.train).parent_path() / "rn_h5train.cfg").string();
+  const std::string path = d.train + ".cfg";
   std::ofstream(path) << "[model]\narch = cifar-resnet8\nnum_classes = 4\n"
                       << "[data]\nsource = hdf5\ntrain = " << d.train << "\nval = " << d.val
                       << "\nval_samples = -1\nimage_size = 16\ntrain_augment = scale\nscale_min = 16\n"
