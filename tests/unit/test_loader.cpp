@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
 
@@ -89,7 +90,9 @@ TEST(EpochPlan, TrainingRanksAreDisjointFullBatchesAndReshuffledPerEpoch) {
         for (int64_t i = 0; i < size; ++i) ASSERT_LE(seen[size_t(i)], 1) << "sample " << i << " twice in an epoch";
         by_epoch[size_t(e)].push_back(order);
       }
-      if (steps * batch * world > 4) EXPECT_NE(by_epoch[0][0], by_epoch[1][0]) << "epochs must be reshuffled";
+      if (steps * batch * world > 4) {
+        EXPECT_NE(by_epoch[0][0], by_epoch[1][0]) << "epochs must be reshuffled";
+      }
     }
   }
 }
@@ -276,8 +279,11 @@ TEST(Loader, CorruptImageIsSkippedWithAWarningNamingShardAndIndex) {
   const Batch& b = l.next();
   EXPECT_EQ(b.skipped, 1);
   EXPECT_EQ(b.labels[4], -1);
-  for (int i = 0; i < 6; ++i)
-    if (i != 4) EXPECT_EQ(b.labels[i], w.labels[size_t(i)]);
+  for (int i = 0; i < 6; ++i) {
+    if (i != 4) {
+      EXPECT_EQ(b.labels[i], w.labels[size_t(i)]);
+    }
+  }
   ASSERT_EQ(b.warnings.size(), 1u);
   EXPECT_NE(b.warnings[0].find("shard-00001.h5 index 1"), std::string::npos) << b.warnings[0];
   EXPECT_NE(b.warnings[0].find("sample 4"), std::string::npos) << b.warnings[0];
@@ -292,6 +298,17 @@ TEST(Loader, CorruptImageIsSkippedWithAWarningNamingShardAndIndex) {
 
 TEST(Loader, BadDatasetsStopBeforeTrainingWithAClearMessage) {
   expect_user_error([&] { Loader l(options_for("/nonexistent/shards", 2, 0, 1, true)); }, {"/nonexistent/shards"});
+
+  const std::string empty = fresh_dir("rn_loader_empty");
+  write_dataset(empty, Layout::kJpeg, 1, 5, 3);
+  {  // the writer refuses to write an empty dataset: empty a manifest by hand
+    const auto path = std::filesystem::path(empty) / rn::shards::kManifestName;
+    auto m = nlohmann::json::parse(std::ifstream(path));
+    m["total_samples"] = 0;
+    m["shards"] = nlohmann::json::array();
+    std::ofstream(path) << m.dump();
+  }
+  expect_user_error([&] { Loader l(options_for(empty, 2, 0, 1, true)); }, {empty, "holds no samples"});
 
   const std::string dir = fresh_dir("rn_loader_bad");
   write_dataset(dir, Layout::kJpeg, 5, 5, 3);
