@@ -865,6 +865,14 @@ TEST(ConfigErrors, ValidateChecksAConfigDirectly) {
   c = Config{};
   c.data.scale_min = 500;
   EXPECT_THAT(ValidateError(c), HasSubstr("data.scale_min"));
+  c = Config{};
+  c.data.source = "hdf5";
+  c.data.train = "/d";
+  c.data.image_size = 224;
+  c.data.scale_min = 200;
+  EXPECT_THAT(ValidateError(c), AllOf(HasSubstr("data.scale_min = 200"), HasSubstr("data.image_size = 224")));
+  c.data.train_augment = "inception";
+  EXPECT_NO_THROW(validate(c));
   EXPECT_NO_THROW(validate(EveryFieldChanged()));
 }
 

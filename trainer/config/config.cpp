@@ -815,6 +815,11 @@ void validate(const Config& c) {
   if (c.data.scale_min < 1 || c.data.scale_max < c.data.scale_min)
     fail(fmt::format("data.scale_min = {}, data.scale_max = {}: need 1 <= scale_min <= scale_max.",
                      c.data.scale_min, c.data.scale_max));
+  if (c.data.source == "hdf5" && c.data.train_augment == "scale" && c.data.scale_min < c.data.image_size)
+    fail(fmt::format("data.scale_min = {} is smaller than data.image_size = {}: the scale augmentation crops "
+                     "image_size from an image whose shorter side is at least scale_min; raise data.scale_min or "
+                     "use data.train_augment = inception.",
+                     c.data.scale_min, c.data.image_size));
   if (!(c.data.area_min > 0 && c.data.area_min <= 1))
     fail(fmt::format("data.area_min = {} is out of range; must be in (0, 1].", format_double(c.data.area_min)));
   if (c.data.cifar_pad < 0) fail(fmt::format("data.cifar_pad = {} is out of range; must be >= 0.", c.data.cifar_pad));
