@@ -76,7 +76,8 @@ void Loader::start(DataCursor c) {
   if (c.batch == plan_info_.batches_per_epoch() && plan_info_.options().train) c = {c.epoch + 1, 0};
   const int batch = plan_info_.options().batch_size;
   if (slots_.empty()) {
-    for (int i = 0; i <= o_.prefetch; ++i) {
+    const int ahead = std::max(1, o_.prefetch / views_);
+    for (int i = 0; i <= ahead; ++i) {
       auto s = std::make_unique<Slot>();
       s->images.resize(size_t(views_) * batch * floats_per_view_);
       s->labels.resize(size_t(batch));

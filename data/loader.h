@@ -18,7 +18,8 @@
 // metrics ignore it), its pixels 0, and a warning naming shard and index is
 // attached to the batch. More than max_bad_samples of them is an error.
 //
-// Memory: (prefetch + 1) slots of batch x views x 3 x S x S floats, plus
+// Memory: 1 + max(1, prefetch / views) slots of batch x views x 3 x S x S
+// floats (a 10-crop batch is ten batches of pixels), plus
 // the encoded bytes; allocated once by start(), none per batch afterwards.
 #pragma once
 
@@ -50,7 +51,7 @@ struct LoaderOptions {
   AugmentOptions augment;
   int num_classes = 0;       // > 0: the dataset must have exactly this many classes
   int threads = 2;           // decode + augment workers (>= 1)
-  int prefetch = 2;          // batches prepared ahead of the one in use (>= 1)
+  int prefetch = 2;          // one-view batches prepared ahead of the one in use (>= 1)
   int64_t max_bad_samples = 100;  // corrupt images tolerated per loader (>= 0)
 };
 

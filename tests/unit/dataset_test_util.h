@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -35,8 +37,7 @@ struct Written {
   std::vector<int32_t> labels;
 };
 
-inline Written write_dataset(const std::string &dir, Layout layout, int n,
-                             int shard_size, int classes = 3, int w = 16,
+inline Written write_dataset(const std::string &dir, Layout layout, int n, int shard_size, int classes = 3, int w = 16,
                              int h = 12) {
   rn::shards::ShardWriterOptions o;
   o.dir = dir;
@@ -77,18 +78,33 @@ void expect_user_error(F &&f, const std::vector<std::string> &needles) {
     ADD_FAILURE() << "no error thrown";
   } catch (const rn::UserError &e) {
     const std::string msg = e.what();
-    for (const auto &n : needles)
-      EXPECT_NE(msg.find(n), std::string::npos)
-          << "missing '" << n << "' in: " << msg;
+    for (const auto &n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "missing '" << n << "' in: " << msg;
   }
 }
 
 // Edits one shard in place with the HDF5 C API.
-template <class F> void edit_shard(const std::string &path, F &&f) {
+template <class F>
+void edit_shard(const std::string &path, F &&f) {
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   ASSERT_GE(file, 0);
   f(file);
   H5Fclose(file);
 }
 
-} // namespace rn::testing_util
+// Zeroes the JPEG `jpeg` inside shard `shard` of `dir` (all but its SOI
+// marker, same length), so the shard stays readable but that image no
+// longer decodes.
+inline void corrupt_jpeg_in_shard(const std::string& dir, int shard, const std::vector<uint8_t>& jpeg) {
+  const std::string path = shard_path(dir, shard);
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const size_t at = bytes.find(std::string(jpeg.begin(), jpeg.end()));
+  ASSERT_NE(at, std::string::npos);
+  for (size_t i = 2; i < jpeg.size(); ++i) bytes[at + i] = char(0x00);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+}  // namespace rn::testing_util

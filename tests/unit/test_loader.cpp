@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -256,24 +255,10 @@ TEST(Loader, RawLayoutWithCifarAugmentationAndTenCropViews) {
       for (int x = 0; x < 6; ++x) ASSERT_EQ(v0[(c * 6 + y) * 6 + x], v5[(c * 6 + y) * 6 + (5 - x)]);
 }
 
-// Overwrites sample `index`'s JPEG bytes in the shard with garbage of the same length.
-void corrupt_sample(const std::string& dir, int shard, const std::vector<uint8_t>& jpeg) {
-  const std::string path = shard_path(dir, shard);
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  const size_t at = bytes.find(std::string(jpeg.begin(), jpeg.end()));
-  ASSERT_NE(at, std::string::npos);
-  for (size_t i = 2; i < jpeg.size(); ++i) bytes[at + i] = char(0x00);  // keeps SOI, destroys the rest
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
-
 TEST(Loader, CorruptImageIsSkippedWithAWarningNamingShardAndIndex) {
   const std::string dir = fresh_dir("rn_loader_corrupt");
   const Written w = write_dataset(dir, Layout::kJpeg, 6, 3);
-  corrupt_sample(dir, 1, w.data[4]);  // shard 1, index 1
+  corrupt_jpeg_in_shard(dir, 1, w.data[4]);  // shard 1, index 1
   Loader l(options_for(dir, 6, 0, 1, false));
   l.start({0, 0});
   const Batch& b = l.next();

@@ -8,7 +8,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -121,20 +120,7 @@ TEST(TrainHdf5, CorruptImageIsSkippedWithAWarningAndTheLimitStopsTheRun) {
   // A copy of the training set with sample 3 of shard 1 destroyed.
   const std::string bad = fresh_dir("rn_h5train_corrupt");
   fs::copy(datasets().train, bad);
-  {
-    rn::shards::ShardReader reader(bad);
-    const auto jpeg = reader.read(128 + 3).data;
-    const std::string path = rn::testing_util::shard_path(bad, 1);
-    std::string bytes;
-    {
-      std::ifstream in(path, std::ios::binary);
-      bytes.assign(std::istreambuf_iterator<char>(in), {});
-    }
-    const size_t at = bytes.find(std::string(jpeg.begin(), jpeg.end()));
-    ASSERT_NE(at, std::string::npos);
-    for (size_t i = 2; i < jpeg.size(); ++i) bytes[at + i] = 0;
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-  }
+  rn::testing_util::corrupt_jpeg_in_shard(bad, 1, rn::shards::ShardReader(bad).read(128 + 3).data);
   const std::string args = "--data.train=" + bad + " --data.val_samples=0 --train.epochs=1 --train.output_dir=";
   const ProcessRun ok = train(args + fresh_dir("rn_h5train_corrupt_ok"));
   EXPECT_EQ(ok.exit_code, 0) << ok.output;

@@ -60,8 +60,7 @@ std::unique_ptr<data::Loader> make_loader(const Config& cfg, const std::string& 
   o.threads = d.loader_threads > 0
                   ? d.loader_threads
                   : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, local_size));
-  // A 10-crop batch is ten batches of pixels: keep one ready, not `prefetch`.
-  o.prefetch = train || d.val_augment != "tencrop" ? d.prefetch : 1;
+  o.prefetch = d.prefetch;
   o.max_bad_samples = d.max_bad_samples;
   return std::make_unique<data::Loader>(o);
 }
