@@ -29,10 +29,10 @@ void shuffled_order(int64_t n, uint64_t seed, int64_t epoch, std::vector<int64_t
 }
 
 EpochPlan::EpochPlan(const EpochPlanOptions& o) : o_(o) {
-  RN_CHECK(o.batch_size >= 1 && o.world >= 1 && o.rank >= 0 && o.rank < o.world && o.dataset_size >= 0 &&
-               o.limit >= 0,
+  RN_CHECK(o.batch_size >= 1 && o.world >= 1 && o.rank >= 0 && o.rank < o.world && o.dataset_size >= 0 && o.limit >= 0,
            "EpochPlan options");
   const int64_t n = o.limit > 0 ? std::min(o.limit, o.dataset_size) : o.dataset_size;
+  size_ = n;
   if (o.train) {
     const int64_t global = int64_t(o.batch_size) * o.world;
     batches_ = n / global;
@@ -50,15 +50,19 @@ void EpochPlan::set_epoch(int64_t epoch) {
   if (o_.train) shuffled_order(o_.dataset_size, o_.seed, epoch, order_);
 }
 
-int64_t EpochPlan::batch(int64_t b, int64_t* indices) const {
-  RN_CHECK(b >= 0 && b < batches_ && epoch_ >= 0, "EpochPlan::batch out of range");
+bool EpochPlan::has_batch(int64_t sample) const {
+  if (o_.train) return sample >= 0 && sample + int64_t(o_.batch_size) * o_.world <= size_;
+  return sample >= 0 && sample < share_end_ - share_begin_;
+}
+
+int64_t EpochPlan::batch_at(int64_t sample, int64_t* indices) const {
+  RN_CHECK(has_batch(sample) && epoch_ >= 0, "EpochPlan::batch_at out of range");
   const int64_t bs = o_.batch_size;
   if (o_.train) {
-    const int64_t first = b * bs * o_.world + int64_t(o_.rank) * bs;
-    std::copy_n(order_.begin() + first, bs, indices);
+    std::copy_n(order_.begin() + sample + int64_t(o_.rank) * bs, bs, indices);
     return bs;
   }
-  const int64_t first = share_begin_ + b * bs, n = std::min(bs, share_end_ - first);
+  const int64_t first = share_begin_ + sample, n = std::min(bs, share_end_ - first);
   std::iota(indices, indices + n, first);
   return n;
 }

@@ -1,12 +1,13 @@
 #include "data/loader.h"
 
 #include <fmt/format.h>
-#include <opencv2/core.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <opencv2/core.hpp>
 
 #include "data/jpeg_decoder.h"
+#include "data/train_progress.h"
 #include "trainer/core/error.h"
 
 namespace rn::data {
@@ -41,18 +42,21 @@ Loader::Loader(const LoaderOptions& o)
   if (o.threads < 1 || o.prefetch < 1 || o.max_bad_samples < 0)
     throw UserError(fmt::format("{}: loader threads ({}) and prefetch ({}) must be >= 1, max_bad_samples ({}) >= 0",
                                 o.what, o.threads, o.prefetch, o.max_bad_samples));
-  if (m.total_samples == 0) throw UserError(fmt::format("{} = '{}' holds no samples; convert a dataset into it", o.what, o.dir));
+  if (m.total_samples == 0)
+    throw UserError(fmt::format("{} = '{}' holds no samples; convert a dataset into it", o.what, o.dir));
   if (o.num_classes > 0 && m.num_classes != o.num_classes)
-    throw UserError(fmt::format("{} = '{}' has {} classes but model.num_classes = {}; set model.num_classes = {} "
-                                "or point {} at a dataset with {} classes",
-                                o.what, o.dir, m.num_classes, o.num_classes, m.num_classes, o.what, o.num_classes));
+    throw UserError(
+        fmt::format("{} = '{}' has {} classes but model.num_classes = {}; set model.num_classes = {} "
+                    "or point {} at a dataset with {} classes",
+                    o.what, o.dir, m.num_classes, o.num_classes, m.num_classes, o.what, o.num_classes));
   for (int64_t i = 0; i < reader_.size(); ++i) {
     const int32_t label = reader_.label(i);
     if (label < 0 || label >= m.num_classes) {
       const auto [s, k] = reader_.locate(i);
-      throw UserError(fmt::format("{}: {} index {} has label {}, outside [0, {}); the dataset is damaged: run "
-                                  "`resnet-data verify {}` and convert it again",
-                                  o.what, m.shards[size_t(s)].file, k, label, m.num_classes, o.dir));
+      throw UserError(
+          fmt::format("{}: {} index {} has label {}, outside [0, {}); the dataset is damaged: run "
+                      "`resnet-data verify {}` and convert it again",
+                      o.what, m.shards[size_t(s)].file, k, label, m.num_classes, o.dir));
     }
   }
   if (plan_.batches_per_epoch() == 0)
@@ -65,16 +69,29 @@ Loader::Loader(const LoaderOptions& o)
 
 Loader::~Loader() { stop(); }
 
+int64_t Loader::global_batch() const { return int64_t(plan_info_.options().batch_size) * plan_info_.options().world; }
+
 DataCursor Loader::advance(DataCursor c) const {
-  if (++c.batch == plan_info_.batches_per_epoch() && plan_info_.options().train) c = {c.epoch + 1, 0};
+  if (plan_info_.options().train) return advance_train(c, epoch_size(), global_batch());
+  c.sample += plan_info_.options().batch_size;
   return c;
 }
 
 void Loader::start(DataCursor c) {
   stop();
-  RN_CHECK(c.epoch >= 0 && c.batch >= 0 && c.batch <= plan_info_.batches_per_epoch(), "loader cursor out of range");
-  if (c.batch == plan_info_.batches_per_epoch() && plan_info_.options().train) c = {c.epoch + 1, 0};
   const int batch = plan_info_.options().batch_size;
+  if (plan_info_.options().train) {
+    c = normalize_train_cursor(c, epoch_size(), global_batch());
+    RN_CHECK(valid_train_cursor(c, epoch_size(), global_batch()),
+             fmt::format("loader cursor (epoch {}, sample {}) outside an epoch of {} samples", c.epoch, c.sample,
+                         epoch_size()));
+  } else {
+    const int64_t share = plan_info_.share_size();
+    RN_CHECK(c.epoch >= 0 && c.sample >= 0 && c.sample <= share && (c.sample % batch == 0 || c.sample == share),
+             fmt::format("evaluation loader cursor (epoch {}, sample {}) outside a share of {} samples in batches "
+                         "of {}",
+                         c.epoch, c.sample, share, batch));
+  }
   if (slots_.empty()) {
     const int ahead = std::max(1, o_.prefetch / views_);
     for (int i = 0; i <= ahead; ++i) {
@@ -120,7 +137,7 @@ void Loader::fail(std::exception_ptr e) {
 
 const Batch& Loader::next() {
   const bool train = plan_info_.options().train;
-  if (!train && consumer_.batch >= plan_info_.batches_per_epoch())
+  if (!train && !plan_info_.has_batch(consumer_.sample))
     throw InternalError("loader: next() after the last evaluation batch");
   Slot* s = slots_[consumed_seq_ % slots_.size()].get();
   const auto t0 = std::chrono::steady_clock::now();
@@ -148,7 +165,7 @@ void Loader::reader_loop(DataCursor c) {
     const bool train = plan_.options().train;
     std::vector<int64_t> idx(size_t(plan_.options().batch_size));
     for (;;) {
-      if (!train && c.batch >= plan_.batches_per_epoch()) return;  // evaluation: one epoch
+      if (!train && !plan_.has_batch(c.sample)) return;  // evaluation: one epoch
       Slot* s = slots_[produced_seq_ % slots_.size()].get();
       {
         std::unique_lock<std::mutex> lock(mu_);
@@ -159,7 +176,7 @@ void Loader::reader_loop(DataCursor c) {
         if (stopping_ || error_) return;
       }
       plan_.set_epoch(c.epoch);
-      const int64_t n = plan_.batch(c.batch, s->indices.data());
+      const int64_t n = plan_.batch_at(c.sample, s->indices.data());
       for (int64_t i = 0; i < n; ++i) reader_.read(s->indices[size_t(i)], s->encoded[size_t(i)]);
       Batch& b = s->batch;
       b.at = c;
@@ -226,7 +243,8 @@ void Loader::process(Slot& s, int64_t item, JpegDecoder& dec, Augmenter& aug) {
   try {
     if (m.layout == shards::Layout::kRaw) {
       for (int v = 0; v < views_; ++v) win[v] = aug.plan(m.image_width, m.image_height, v, rng);
-      for (int v = 0; v < views_; ++v) aug.render(sample.data.data(), m.image_width, m.image_height, win[v], rng, out(v));
+      for (int v = 0; v < views_; ++v)
+        aug.render(sample.data.data(), m.image_width, m.image_height, win[v], rng, out(v));
     } else {
       const JpegSize full = dec.header(sample.data.data(), sample.data.size());
       int min_w = full.width, min_h = full.height;
@@ -253,9 +271,10 @@ void Loader::process(Slot& s, int64_t item, JpegDecoder& dec, Augmenter& aug) {
     std::string msg = fmt::format("{}: skipped the corrupt image at {} index {} (sample {}): {} [{} so far]", o_.what,
                                   m.shards[size_t(shard)].file, k, index, e.what(), count);
     if (count > o_.max_bad_samples)
-      throw UserError(fmt::format("{}; that is more than data.max_bad_samples = {}: check the dataset with "
-                                  "`resnet-data verify {}` or raise the limit",
-                                  msg, o_.max_bad_samples, o_.dir));
+      throw UserError(
+          fmt::format("{}; that is more than data.max_bad_samples = {}: check the dataset with "
+                      "`resnet-data verify {}` or raise the limit",
+                      msg, o_.max_bad_samples, o_.dir));
     std::lock_guard<std::mutex> lock(mu_);
     ++s.batch.skipped;
     s.batch.warnings.push_back(std::move(msg));

@@ -12,7 +12,8 @@
 //
 // Every random choice about a sample comes from (seed, epoch, sample index),
 // so batches do not depend on the thread count or timing, and the cursor
-// (epoch, batch) is all a checkpoint needs to resume exactly.
+// (epoch, sample) is all a checkpoint needs to resume exactly (training:
+// also with another world or batch size, data/batch_stream.h).
 //
 // A corrupt image is skipped: its label becomes -1 (the loss and the
 // metrics ignore it), its pixels 0, and a warning naming shard and index is
@@ -45,13 +46,13 @@ class JpegDecoder;
 namespace rn::data {
 
 struct LoaderOptions {
-  std::string dir;           // dataset directory (manifest.json + shards)
+  std::string dir;            // dataset directory (manifest.json + shards)
   std::string what = "data";  // how messages name it, e.g. "data.train"
-  EpochPlanOptions plan;     // dataset_size is filled in from the manifest
+  EpochPlanOptions plan;      // dataset_size is filled in from the manifest
   AugmentOptions augment;
-  int num_classes = 0;       // > 0: the dataset must have exactly this many classes
-  int threads = 2;           // decode + augment workers (>= 1)
-  int prefetch = 2;          // one-view batches prepared ahead of the one in use (>= 1)
+  int num_classes = 0;            // > 0: the dataset must have exactly this many classes
+  int threads = 2;                // decode + augment workers (>= 1)
+  int prefetch = 2;               // one-view batches prepared ahead of the one in use (>= 1)
   int64_t max_bad_samples = 100;  // corrupt images tolerated per loader (>= 0)
 };
 
@@ -70,8 +71,13 @@ class Loader : public BatchStream {
 
   int64_t batches_per_epoch() const override { return plan_info_.batches_per_epoch(); }
   int64_t samples_per_epoch() const override { return plan_info_.samples_per_epoch(); }
+  // Training: the dataset size; evaluation: the samples evaluated.
+  int64_t epoch_size() const override { return plan_info_.epoch_size(); }
   int views() const override { return views_; }
-  // (Re)starts the reader and the workers at `c` (earlier batches are dropped).
+  // (Re)starts the reader and the workers at `c` (earlier batches are
+  // dropped). Training: any cursor in the epoch (BatchStream::start);
+  // evaluation: a multiple of the batch size within this rank's share.
+  // Throws rn::InternalError for another.
   void start(DataCursor c) override;
   // Rethrows a worker's or the reader's error (a data problem is an rn::UserError).
   const Batch& next() override;
@@ -93,6 +99,7 @@ class Loader : public BatchStream {
   void process(Slot& s, int64_t item, rn::JpegDecoder& dec, Augmenter& aug);
   void fail(std::exception_ptr e);
   DataCursor advance(DataCursor c) const;
+  int64_t global_batch() const;
 
   LoaderOptions o_;
   shards::ShardReader reader_;  // the reader thread's (and the constructor's)
@@ -112,7 +119,7 @@ class Loader : public BatchStream {
   std::thread reader_thread_;
   std::vector<std::thread> workers_;
   uint64_t produced_seq_ = 0, consumed_seq_ = 0;  // batches read / handed out since start()
-  Slot* handed_ = nullptr;  // the batch the caller holds
+  Slot* handed_ = nullptr;                        // the batch the caller holds
   DataCursor consumer_;
   std::atomic<int64_t> bad_{0};
   double wait_seconds_ = 0;

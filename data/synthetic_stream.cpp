@@ -4,15 +4,20 @@
 #include <tuple>
 
 #include "data/epoch_plan.h"
+#include "data/train_progress.h"
 #include "trainer/core/error.h"
 
 namespace rn::data {
 
-SyntheticStream::SyntheticStream(const SyntheticStreamOptions& o) : o_(o), src_(o.source) {
-  const int64_t global = int64_t(o.batch_size) * o.world;
+SyntheticStream::SyntheticStream(const SyntheticStreamOptions& o)
+    : o_(o), src_(o.source), global_(int64_t(o.batch_size) * o.world) {
+  RN_CHECK(o.batch_size >= 1 && o.world >= 1 && o.rank >= 0 && o.rank < o.world && o.samples >= 0,
+           "SyntheticStream options");
   if (o.train) {
-    batches_ = std::max<int64_t>(1, o.samples / global);
+    epoch_size_ = std::max(o.samples, global_);
+    batches_ = epoch_size_ / global_;
   } else {
+    epoch_size_ = o.samples;
     std::tie(share_begin_, share_end_) = contiguous_share(o.samples, o.rank, o.world);
     batches_ = (share_end_ - share_begin_ + o.batch_size - 1) / o.batch_size;
   }
@@ -24,19 +29,28 @@ SyntheticStream::SyntheticStream(const SyntheticStreamOptions& o) : o_(o), src_(
   batch_.indices = indices_.data();
 }
 
-int64_t SyntheticStream::samples_per_epoch() const {
-  return o_.train ? batches_ * o_.batch_size * o_.world : o_.samples;
+int64_t SyntheticStream::samples_per_epoch() const { return o_.train ? batches_ * global_ : o_.samples; }
+
+void SyntheticStream::start(DataCursor c) {
+  if (o_.train) {
+    c = normalize_train_cursor(c, epoch_size_, global_);
+    RN_CHECK(valid_train_cursor(c, epoch_size_, global_), "synthetic stream: cursor outside the epoch");
+  } else {
+    const int64_t share = share_end_ - share_begin_;
+    RN_CHECK(c.epoch >= 0 && c.sample >= 0 && c.sample <= share && (c.sample % o_.batch_size == 0 || c.sample == share),
+             "synthetic evaluation stream: cursor outside the share");
+  }
+  cursor_ = c;
 }
 
 const Batch& SyntheticStream::next() {
   int64_t first = 0, n = o_.batch_size;
   uint64_t stream = 0;
   if (o_.train) {
-    const int64_t step = cursor_.epoch * batches_ + cursor_.batch;
-    first = (step * o_.world + o_.rank) * int64_t(o_.batch_size);
+    first = cursor_.epoch * epoch_size_ + cursor_.sample + int64_t(o_.rank) * o_.batch_size;
   } else {
-    RN_CHECK(cursor_.batch < batches_, "synthetic evaluation stream: next() after the last batch");
-    first = share_begin_ + cursor_.batch * o_.batch_size;
+    RN_CHECK(cursor_.sample < share_end_ - share_begin_, "synthetic evaluation stream: next() after the last batch");
+    first = share_begin_ + cursor_.sample;
     n = std::min<int64_t>(n, share_end_ - first);
     stream = 1;
   }
@@ -45,7 +59,10 @@ const Batch& SyntheticStream::next() {
   for (int64_t i = 0; i < n; ++i) indices_[size_t(i)] = first + i;
   batch_.at = cursor_;
   batch_.n = n;
-  if (++cursor_.batch == batches_ && o_.train) cursor_ = {cursor_.epoch + 1, 0};
+  if (o_.train)
+    cursor_ = advance_train(cursor_, epoch_size_, global_);
+  else
+    cursor_.sample += o_.batch_size;
   return batch_;
 }
 

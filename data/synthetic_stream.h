@@ -1,11 +1,14 @@
 // The built-in synthetic data (data/synthetic_source.h) as a BatchStream.
 //
-// Training: step s of the run (epoch e, batch b: s = e * batches_per_epoch
-// + b) is samples [s*G, (s+1)*G) of stream 0, G = batch x world, and rank r
-// takes [s*G + r*batch, s*G + (r+1)*batch). Every epoch sees new samples:
-// the source is infinite.
+// Training: an epoch draws from n = epoch_size() = max(samples, G) samples,
+// G = batch x world, and epoch e's position p is sample e*n + p of stream 0:
+// at cursor c (data/batch_stream.h) rank r takes samples
+// c.epoch*n + c.sample + r*batch + [0, batch). Every epoch sees new samples
+// (the source is infinite), and no sample index is used twice in a run, also
+// when it resumes with another world or batch size (as long as n stays the
+// same, i.e. samples >= G).
 // Evaluation: samples [0, samples) of stream 1, in contiguous shares, each
-// counted once.
+// counted once; the cursor's sample is the offset into this rank's share.
 #pragma once
 
 #include <cstdint>
@@ -29,14 +32,17 @@ class SyntheticStream : public BatchStream {
   explicit SyntheticStream(const SyntheticStreamOptions& o);
   int64_t batches_per_epoch() const override { return batches_; }
   int64_t samples_per_epoch() const override;
-  void start(DataCursor c) override { cursor_ = c; }
+  // Training: max(samples, G); evaluation: samples.
+  int64_t epoch_size() const override { return epoch_size_; }
+  // Throws rn::InternalError for a cursor outside the epoch (BatchStream::start).
+  void start(DataCursor c) override;
   const Batch& next() override;
   DataCursor cursor() const override { return cursor_; }
 
  private:
   SyntheticStreamOptions o_;
   SyntheticSource src_;
-  int64_t batches_ = 0, share_begin_ = 0, share_end_ = 0;
+  int64_t global_ = 0, epoch_size_ = 0, batches_ = 0, share_begin_ = 0, share_end_ = 0;
   DataCursor cursor_;
   HostBatch host_;
   std::vector<int64_t> indices_;

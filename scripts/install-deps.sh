@@ -15,9 +15,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev           # unit tests
   libfmt-dev                          # formatting (fmt: C++20 std::format is not in GCC 12)
   nlohmann-json3-dev                  # metrics.jsonl and benchmark JSON
+  python3-torch python3-torchvision python3-h5py  # tools/*_torch.py, the TorchParity tests, benchmark peers
 )
-# Peers for side-by-side benchmarks (docs/benchmarks.md); not needed to build.
-if [[ "${WITH_PEERS:-0}" == 1 ]]; then PACKAGES+=(python3-torch python3-torchvision python3-h5py); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -51,8 +51,7 @@ std::string ErrorOf(const std::vector<std::string>& args) {
   } catch (const UserError& e) {
     return e.what();
   } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected rn::UserError for '" << Join(args)
-                  << "', got another exception: " << e.what();
+    ADD_FAILURE() << "expected rn::UserError for '" << Join(args) << "', got another exception: " << e.what();
     return "";
   }
   ADD_FAILURE() << "expected rn::UserError for '" << Join(args) << "', but it parsed";
@@ -74,8 +73,8 @@ class TempFile {
  public:
   explicit TempFile(const std::string& content, const std::string& suffix = ".cfg") {
     static std::atomic<int> counter{0};
-    path_ = (fs::temp_directory_path() / ("rn_test_config_" + std::to_string(::getpid()) + "_" +
-                                          std::to_string(counter++) + suffix))
+    path_ = (fs::temp_directory_path() /
+             ("rn_test_config_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + suffix))
                 .string();
     std::ofstream out(path_);
     out << content;
@@ -140,20 +139,21 @@ TEST(ConfigParse, HelpListsEveryOptionWithDefaultAndUsage) {
   EXPECT_THAT(r.help_text, HasSubstr("--config FILE"));
   EXPECT_THAT(r.help_text, HasSubstr("--summary"));
   EXPECT_THAT(r.help_text, HasSubstr("--version"));
-  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]"})
-    EXPECT_THAT(r.help_text, HasSubstr(s));
+  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]"}) EXPECT_THAT(r.help_text, HasSubstr(s));
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 9u + 7u);
+  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 9u + 7u + 5u);
   // INI/help order: sections in order, the new keys where they belong.
-  const auto at = [&](const std::string& k) {
-    return std::find(keys.begin(), keys.end(), k) - keys.begin();
-  };
+  const auto at = [&](const std::string& k) { return std::find(keys.begin(), keys.end(), k) - keys.begin(); };
   EXPECT_EQ(at("model.frozen_bn"), at("model.zero_init_residual") + 1);
   EXPECT_EQ(at("train.trace_steps"), at("train.output_dir") + 1);
-  EXPECT_EQ(
-      std::vector<std::string>(keys.end() - 7, keys.end()),
-      (std::vector<std::string>{"comm.allreduce", "comm.bucket_mb", "comm.dtype", "comm.segment_kb",
-                                "comm.timeout", "comm.check_weights_every", "comm.overlap"}));
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 12, keys.end() - 5),
+            (std::vector<std::string>{"comm.allreduce", "comm.bucket_mb", "comm.dtype", "comm.segment_kb",
+                                      "comm.timeout", "comm.check_weights_every", "comm.overlap"}));
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 5, keys.end()),
+            (std::vector<std::string>{"checkpoint.resume", "checkpoint.init_from", "checkpoint.keep",
+                                      "checkpoint.every_steps", "checkpoint.every_minutes"}));
+  EXPECT_THAT(r.help_text, HasSubstr("--resume=auto|PATH"));
+  EXPECT_THAT(r.help_text, HasSubstr("--eval-only"));
   // The command-line aliases are listed with the key they stand for.
   EXPECT_THAT(r.help_text, HasSubstr("--allreduce=X"));
   EXPECT_THAT(r.help_text, HasSubstr("same as --comm.allreduce=X"));
@@ -173,8 +173,7 @@ TEST(ConfigParse, HelpListsEveryOptionWithDefaultAndUsage) {
     const std::string key = full.substr(full.find('.') + 1);
     std::string value = line.substr(def + 9);
     if (value == "(empty)") value = "";
-    EXPECT_THAT(ini, HasSubstr("\n" + key + (value.empty() ? " =\n" : " = " + value + "\n")))
-        << line;
+    EXPECT_THAT(ini, HasSubstr("\n" + key + (value.empty() ? " =\n" : " = " + value + "\n"))) << line;
     ++with_default;
   }
   EXPECT_EQ(with_default, static_cast<int>(keys.size()));
@@ -201,10 +200,9 @@ TEST(ConfigParse, SummaryKeepsTheConfig) {
 
 TEST(ConfigParse, CommandLineOverridesOfEveryType) {
   const CliRequest r =
-      Parse({"--optim.lr=0.05", "--train.batch_size", "32", "--model.zero_init_residual",
-             "--optim.nesterov=yes", "--data.synthetic_samples=100000000000",
-             "--train.seed=18446744073709551615", "--data.source=hdf5", "--data.train=/data/shards",
-             "--train.epochs=0.5", "--optim.weight_decay=5e-5"});
+      Parse({"--optim.lr=0.05", "--train.batch_size", "32", "--model.zero_init_residual", "--optim.nesterov=yes",
+             "--data.synthetic_samples=100000000000", "--train.seed=18446744073709551615", "--data.source=hdf5",
+             "--data.train=/data/shards", "--train.epochs=0.5", "--optim.weight_decay=5e-5"});
   EXPECT_DOUBLE_EQ(r.config.optim.lr, 0.05);
   EXPECT_EQ(r.config.train.batch_size, 32);
   EXPECT_TRUE(r.config.model.zero_init_residual);
@@ -221,9 +219,9 @@ TEST(ConfigParse, CommandLineOverridesOfEveryType) {
 }
 
 TEST(ConfigParse, BooleanSpellings) {
-  const std::vector<std::pair<std::string, bool>> cases = {
-      {"true", true},   {"1", true},  {"yes", true}, {"TRUE", true},
-      {"false", false}, {"0", false}, {"no", false}, {"No", false}};
+  const std::vector<std::pair<std::string, bool>> cases = {{"true", true}, {"1", true},      {"yes", true},
+                                                           {"TRUE", true}, {"false", false}, {"0", false},
+                                                           {"no", false},  {"No", false}};
   for (const auto& [text, want] : cases) {
     SCOPED_TRACE(text);
     EXPECT_EQ(Parse({"--optim.linear_scaling=" + text}).config.optim.linear_scaling, want);
@@ -261,10 +259,8 @@ TEST(ConfigParse, CommandLineCanRepairAnInvalidFileValue) {
 }
 
 TEST(ConfigParse, Milestones) {
-  EXPECT_EQ(Parse({"--optim.milestones=82, 123"}).config.optim.milestones,
-            (std::vector<double>{82, 123}));
-  EXPECT_EQ(Parse({"--optim.milestones=30,60,90"}).config.optim.milestones,
-            (std::vector<double>{30, 60, 90}));
+  EXPECT_EQ(Parse({"--optim.milestones=82, 123"}).config.optim.milestones, (std::vector<double>{82, 123}));
+  EXPECT_EQ(Parse({"--optim.milestones=30,60,90"}).config.optim.milestones, (std::vector<double>{30, 60, 90}));
   EXPECT_EQ(Parse({"--optim.milestones=0.5"}).config.optim.milestones, (std::vector<double>{0.5}));
   EXPECT_TRUE(Parse({"--optim.milestones="}).config.optim.milestones.empty());
   EXPECT_TRUE(Parse({"--optim.milestones=  "}).config.optim.milestones.empty());
@@ -273,8 +269,7 @@ TEST(ConfigParse, Milestones) {
   TempFile empty("[optim]\nmilestones =\n");
   EXPECT_TRUE(Parse({"--config", empty.path()}).config.optim.milestones.empty());
   // The command line replaces the file's list rather than appending to it.
-  EXPECT_EQ(Parse({"--config", f.path(), "--optim.milestones=10"}).config.optim.milestones,
-            (std::vector<double>{10}));
+  EXPECT_EQ(Parse({"--config", f.path(), "--optim.milestones=10"}).config.optim.milestones, (std::vector<double>{10}));
 }
 
 TEST(ConfigParse, MilestoneErrors) {
@@ -285,9 +280,8 @@ TEST(ConfigParse, MilestoneErrors) {
                                                                   {"30;60", "not a number"}};
   for (const auto& [bad, expected] : cases) {
     SCOPED_TRACE(bad);
-    EXPECT_THAT(
-        ErrorOf({"--optim.milestones=" + bad}),
-        AllOf(HasSubstr("optim.milestones"), HasSubstr(expected), HasSubstr("command line")));
+    EXPECT_THAT(ErrorOf({"--optim.milestones=" + bad}),
+                AllOf(HasSubstr("optim.milestones"), HasSubstr(expected), HasSubstr("command line")));
   }
 }
 
@@ -319,10 +313,9 @@ TEST(ConfigParse, CommSectionAndNewKeysFromTheFile) {
 // Command-line aliases
 
 TEST(ConfigAliases, AllreduceAndCommTimeoutInBothForms) {
-  for (const auto& args :
-       {std::vector<std::string>{"--allreduce=mpi", "--comm-timeout=12.5"},
-        std::vector<std::string>{"--allreduce", "mpi", "--comm-timeout", "12.5"},
-        std::vector<std::string>{"--comm.allreduce=mpi", "--comm.timeout", "12.5"}}) {
+  for (const auto& args : {std::vector<std::string>{"--allreduce=mpi", "--comm-timeout=12.5"},
+                           std::vector<std::string>{"--allreduce", "mpi", "--comm-timeout", "12.5"},
+                           std::vector<std::string>{"--comm.allreduce=mpi", "--comm.timeout", "12.5"}}) {
     SCOPED_TRACE(Join(args));
     const CliRequest r = Parse(args);
     EXPECT_EQ(r.config.comm.allreduce, "mpi");
@@ -353,10 +346,8 @@ TEST(ConfigAliases, ErrorsNameTheKey) {
               AllOf(HasSubstr("comm.allreduce"), HasSubstr("more than once")));
   EXPECT_THAT(ErrorOf({"--comm-timeout=5", "--comm-timeout=6"}),
               AllOf(HasSubstr("comm.timeout"), HasSubstr("more than once")));
-  EXPECT_THAT(ErrorOf({"--allreduce=nccl"}),
-              AllOf(HasSubstr("comm.allreduce = 'nccl'"), HasSubstr("ring, mpi")));
-  EXPECT_THAT(ErrorOf({"--comm-timeout=-1"}),
-              AllOf(HasSubstr("comm.timeout = -1"), HasSubstr("> 0")));
+  EXPECT_THAT(ErrorOf({"--allreduce=nccl"}), AllOf(HasSubstr("comm.allreduce = 'nccl'"), HasSubstr("ring, mpi")));
+  EXPECT_THAT(ErrorOf({"--comm-timeout=-1"}), AllOf(HasSubstr("comm.timeout = -1"), HasSubstr("> 0")));
   EXPECT_THAT(ErrorOf({"--comm-timeout"}), AllOf(HasSubstr("comm.timeout"), HasSubstr("no value")));
   // Misspelled aliases get a suggestion; only the exact alias is rewritten.
   EXPECT_THAT(ErrorOf({"--allreduc=ring"}), HasSubstr("did you mean '--allreduce'?"));
@@ -417,6 +408,11 @@ Config EveryFieldChanged() {
   c.comm.timeout = 12.5;
   c.comm.check_weights_every = 0;
   c.comm.overlap = false;
+  c.checkpoint.resume = "runs/x-1/checkpoint-00000100.h5";
+  c.checkpoint.init_from = "/models/resnet34 init.h5";
+  c.checkpoint.keep = 7;
+  c.checkpoint.every_steps = 250;
+  c.checkpoint.every_minutes = 0.1 * 3;
   return c;
 }
 
@@ -444,7 +440,7 @@ TEST(ConfigIni, RoundTripOfDefaultsAndEmptyValues) {
 
 TEST(ConfigIni, HasEverySectionAndKeyOnce) {
   const std::string ini = to_ini(EveryFieldChanged());
-  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]"})
+  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]", "[checkpoint]"})
     EXPECT_THAT(ini, HasSubstr(s));
   for (const auto& full : config_keys()) {
     std::string key = "\n";
@@ -456,9 +452,8 @@ TEST(ConfigIni, HasEverySectionAndKeyOnce) {
   }
   EXPECT_THAT(ini, HasSubstr("milestones = 1.5, 30, 60.25\n"));
   EXPECT_THAT(ini, HasSubstr("seed = 18446744073709551615\n"));
-  EXPECT_THAT(
-      ini, HasSubstr("\n[comm]\nallreduce = mpi\nbucket_mb = 0.30000000000000004\ndtype = bf16\n"
-                     "segment_kb = 1\ntimeout = 12.5\ncheck_weights_every = 0\noverlap = false\n"));
+  EXPECT_THAT(ini, HasSubstr("\n[comm]\nallreduce = mpi\nbucket_mb = 0.30000000000000004\ndtype = bf16\n"
+                             "segment_kb = 1\ntimeout = 12.5\ncheck_weights_every = 0\noverlap = false\n"));
   EXPECT_THAT(ini, HasSubstr("frozen_bn = true\n"));
   EXPECT_THAT(ini, HasSubstr("trace_steps = 20\n"));
 }
@@ -522,8 +517,7 @@ TEST(ConfigFiles, EveryShippedConfigParsesValidatesAndRoundTrips) {
 TEST(ConfigFiles, ImageNetRecipes) {
   for (const std::string arch : {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"}) {
     SCOPED_TRACE(arch);
-    const Config c =
-        Parse({"--config", std::string(RN_SOURCE_DIR) + "/configs/" + arch + ".cfg"}).config;
+    const Config c = Parse({"--config", std::string(RN_SOURCE_DIR) + "/configs/" + arch + ".cfg"}).config;
     EXPECT_EQ(c.model.arch, arch);
     EXPECT_EQ(c.model.num_classes, 1000);
     EXPECT_EQ(c.model.shortcut, "B");
@@ -548,11 +542,10 @@ TEST(ConfigFiles, ImageNetRecipes) {
 
 TEST(ConfigFiles, CifarRecipes) {
   for (const std::string arch :
-       {"cifar-resnet20", "cifar-resnet32", "cifar-resnet44", "cifar-resnet56", "cifar-resnet110",
-        "cifar-resnet1202", "cifar-plain20", "cifar-plain32", "cifar-plain44", "cifar-plain56"}) {
+       {"cifar-resnet20", "cifar-resnet32", "cifar-resnet44", "cifar-resnet56", "cifar-resnet110", "cifar-resnet1202",
+        "cifar-plain20", "cifar-plain32", "cifar-plain44", "cifar-plain56"}) {
     SCOPED_TRACE(arch);
-    const Config c =
-        Parse({"--config", std::string(RN_SOURCE_DIR) + "/configs/" + arch + ".cfg"}).config;
+    const Config c = Parse({"--config", std::string(RN_SOURCE_DIR) + "/configs/" + arch + ".cfg"}).config;
     EXPECT_EQ(c.model.arch, arch);
     EXPECT_EQ(c.model.num_classes, 10);
     EXPECT_EQ(c.model.shortcut, arch.find("plain") != std::string::npos ? "none" : "A");
@@ -599,11 +592,9 @@ TEST(ConfigFiles, DemoRecipe) {
 TEST(ConfigErrors, UnknownCommandLineKeySuggestsTheClosest) {
   const std::string m = ErrorOf({"--optim.lrr=0.1"});
   EXPECT_THAT(m, StartsWith("config error:"));
-  EXPECT_THAT(m, AllOf(HasSubstr("optim.lrr"), HasSubstr("command line"),
-                       HasSubstr("did you mean '--optim.lr'?")));
+  EXPECT_THAT(m, AllOf(HasSubstr("optim.lrr"), HasSubstr("command line"), HasSubstr("did you mean '--optim.lr'?")));
   EXPECT_THAT(ErrorOf({"--optim.momentun=0.9"}), HasSubstr("did you mean '--optim.momentum'?"));
-  EXPECT_THAT(ErrorOf({"--optim.weigth_decay=0"}),
-              HasSubstr("did you mean '--optim.weight_decay'?"));
+  EXPECT_THAT(ErrorOf({"--optim.weigth_decay=0"}), HasSubstr("did you mean '--optim.weight_decay'?"));
   // A key without its section, or under the wrong one.
   EXPECT_THAT(ErrorOf({"--lr=0.1"}), HasSubstr("did you mean '--optim.lr'?"));
   EXPECT_THAT(ErrorOf({"--train.lr=0.1"}), HasSubstr("did you mean '--optim.lr'?"));
@@ -613,8 +604,7 @@ TEST(ConfigErrors, UnknownCommandLineKeySuggestsTheClosest) {
   EXPECT_THAT(ErrorOf({"--model.ar=resnet50"}), HasSubstr("did you mean '--model.arch'?"));
   // Nothing close: no suggestion, but a pointer to --help.
   const std::string far = ErrorOf({"--completely.unrelated=1"});
-  EXPECT_THAT(far, AllOf(HasSubstr("completely.unrelated"), Not(HasSubstr("did you mean")),
-                         HasSubstr("--help")));
+  EXPECT_THAT(far, AllOf(HasSubstr("completely.unrelated"), Not(HasSubstr("did you mean")), HasSubstr("--help")));
 }
 
 TEST(ConfigErrors, UnknownFileKeyNamesTheFileAndSuggests) {
@@ -622,9 +612,8 @@ TEST(ConfigErrors, UnknownFileKeyNamesTheFileAndSuggests) {
   const std::string m = ErrorOf({"--config", f.path()});
   EXPECT_THAT(m, AllOf(HasSubstr("optim.learning_rat"), HasSubstr(f.path())));
   TempFile misspelled("[optim]\nmomentun = 0.9\n");
-  EXPECT_THAT(ErrorOf({"--config", misspelled.path()}),
-              AllOf(HasSubstr("optim.momentun"), HasSubstr(misspelled.path()),
-                    HasSubstr("did you mean 'optim.momentum'?")));
+  EXPECT_THAT(ErrorOf({"--config", misspelled.path()}), AllOf(HasSubstr("optim.momentun"), HasSubstr(misspelled.path()),
+                                                              HasSubstr("did you mean 'optim.momentum'?")));
   TempFile section("[optm]\nlr = 0.1\n");
   EXPECT_THAT(ErrorOf({"--config", section.path()}),
               AllOf(HasSubstr("optm.lr"), HasSubstr("did you mean 'optim.lr'?")));
@@ -659,8 +648,7 @@ TEST(ConfigErrors, WrongTypesNameKeyAndExpectedType) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.arg);
-    EXPECT_THAT(ErrorOf({c.arg}),
-                AllOf(HasSubstr(c.key), HasSubstr(c.expected), HasSubstr("command line")));
+    EXPECT_THAT(ErrorOf({c.arg}), AllOf(HasSubstr(c.key), HasSubstr(c.expected), HasSubstr("command line")));
   }
   TempFile f("[train]\nepochs = ten\n");
   EXPECT_THAT(ErrorOf({"--config", f.path()}),
@@ -687,6 +675,11 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyAndAllowedRange) {
       {{"--train.epochs=0"}, "train.epochs", "> 0"},
       {{"--train.epochs=-1", "--train.max_steps=10"}, "train.epochs", "> 0"},
       {{"--train.max_steps=-1"}, "train.max_steps", ">= 0"},
+      {{"--checkpoint.keep=0"}, "checkpoint.keep", ">= 1"},
+      {{"--checkpoint.every_steps=-5"}, "checkpoint.every_steps", ">= 0"},
+      {{"--checkpoint.every_minutes=-1"}, "checkpoint.every_minutes", ">= 0"},
+      {{"--eval-only"}, "--eval-only", "--resume PATH"},
+      {{"--eval-only", "--resume=auto"}, "--eval-only", "--resume PATH"},
       {{"--train.log_every=0"}, "train.log_every", ">= 1"},
       {{"--train.eval_every_epochs=0"}, "train.eval_every_epochs", ">= 1"},
       {{"--model.num_classes=1"}, "model.num_classes", ">= 2"},
@@ -737,8 +730,7 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyAndAllowedRange) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(Join(c.args));
-    EXPECT_THAT(ErrorOf(c.args),
-                AllOf(StartsWith("config error:"), HasSubstr(c.key), HasSubstr(c.allowed)));
+    EXPECT_THAT(ErrorOf(c.args), AllOf(StartsWith("config error:"), HasSubstr(c.key), HasSubstr(c.allowed)));
   }
 }
 
@@ -796,8 +788,7 @@ TEST(ConfigErrors, NewKeysWrongTypes) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.arg);
-    EXPECT_THAT(ErrorOf({c.arg}),
-                AllOf(HasSubstr(c.key), HasSubstr(c.expected), HasSubstr("command line")));
+    EXPECT_THAT(ErrorOf({c.arg}), AllOf(HasSubstr(c.key), HasSubstr(c.expected), HasSubstr("command line")));
   }
 }
 
@@ -823,8 +814,7 @@ TEST(ConfigErrors, UnknownArchitectureListsTheKnownOnes) {
   const std::string m = ErrorOf({"--model.arch=resnet51"});
   EXPECT_THAT(m, HasSubstr("config error: model.arch = 'resnet51' is not a known architecture; "
                            "allowed: resnet18, resnet34"));
-  EXPECT_THAT(m, AllOf(HasSubstr("cifar-resnet110"), HasSubstr("6n+2"),
-                       HasSubstr("did you mean 'resnet50'?")));
+  EXPECT_THAT(m, AllOf(HasSubstr("cifar-resnet110"), HasSubstr("6n+2"), HasSubstr("did you mean 'resnet50'?")));
   EXPECT_THAT(ErrorOf({"--model.arch=cifar-resnet9"}), HasSubstr("model.arch = 'cifar-resnet9'"));
   EXPECT_THAT(ErrorOf({"--model.arch="}), HasSubstr("model.arch"));
 }
@@ -881,8 +871,7 @@ TEST(ConfigErrors, ValidateChecksAConfigDirectly) {
 
 TEST(ConfigErrors, MissingConfigFileNamesThePath) {
   const std::string path = "/nonexistent-dir/none.cfg";
-  EXPECT_THAT(ErrorOf({"--config", path}),
-              AllOf(HasSubstr("cannot read config file"), HasSubstr(path)));
+  EXPECT_THAT(ErrorOf({"--config", path}), AllOf(HasSubstr("cannot read config file"), HasSubstr(path)));
   const std::string dir = fs::temp_directory_path().string();
   EXPECT_THAT(ErrorOf({"--config", dir}), AllOf(HasSubstr(dir), HasSubstr("directory")));
   EXPECT_THAT(ErrorOf({"--config="}), HasSubstr("--config"));
@@ -892,8 +881,7 @@ TEST(ConfigErrors, UnreadableConfigFileNamesThePath) {
   TempFile f("[optim]\nlr = 0.1\n");
   fs::permissions(f.path(), fs::perms::none);
   if (std::ifstream(f.path()).good()) GTEST_SKIP() << "running as root: permissions not enforced";
-  EXPECT_THAT(ErrorOf({"--config", f.path()}),
-              AllOf(HasSubstr("cannot read config file"), HasSubstr(f.path())));
+  EXPECT_THAT(ErrorOf({"--config", f.path()}), AllOf(HasSubstr("cannot read config file"), HasSubstr(f.path())));
 }
 
 TEST(ConfigErrors, MalformedFileNamesTheFile) {
@@ -905,12 +893,10 @@ TEST(ConfigErrors, MalformedFileNamesTheFile) {
 }
 
 TEST(ConfigErrors, CommandLineSyntax) {
-  EXPECT_THAT(ErrorOf({"train.cfg"}),
-              AllOf(HasSubstr("unexpected argument 'train.cfg'"), HasSubstr("--config FILE")));
+  EXPECT_THAT(ErrorOf({"train.cfg"}), AllOf(HasSubstr("unexpected argument 'train.cfg'"), HasSubstr("--config FILE")));
   EXPECT_THAT(ErrorOf({"--optim.lr"}),
               AllOf(HasSubstr("--optim.lr"), HasSubstr("no value"), HasSubstr("--optim.lr=VALUE")));
-  EXPECT_THAT(ErrorOf({"--optim.lr", "--summary"}),
-              AllOf(HasSubstr("--optim.lr"), HasSubstr("no value")));
+  EXPECT_THAT(ErrorOf({"--optim.lr", "--summary"}), AllOf(HasSubstr("--optim.lr"), HasSubstr("no value")));
   EXPECT_THAT(ErrorOf({"--config"}), AllOf(HasSubstr("--config"), HasSubstr("no value")));
   EXPECT_THAT(ErrorOf({"--optim.lr=0.1", "--optim.lr=0.2"}),
               AllOf(HasSubstr("--optim.lr"), HasSubstr("more than once")));

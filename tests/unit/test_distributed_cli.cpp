@@ -27,8 +27,8 @@ const std::string kTiny =
 
 ProcessRun mpirun(int ranks, const std::string& env, const std::string& args) {
   return run_command("env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " + env + " " +
-                     RN_MPIEXEC + " --oversubscribe -np " + std::to_string(ranks) + " -x RN_TEST_FAULT " +
-                     RN_BIN_DIR + "/resnet-train" + kTiny + " " + args);
+                     RN_MPIEXEC + " --oversubscribe -np " + std::to_string(ranks) + " -x RN_TEST_FAULT " + RN_BIN_DIR +
+                     "/resnet-train" + kTiny + " " + args);
 }
 
 std::vector<nlohmann::json> read_jsonl(const std::string& path) {
@@ -56,8 +56,10 @@ std::vector<float> read_dataset(const std::string& file, const std::string& name
 
 TEST(Distributed, TwoRanksTrainWriteOnceAndShowOverlapInTheTrace) {
   const std::string dir = fresh_dir("rn_dist_train");
-  const ProcessRun r = mpirun(2, "", "--train.epochs=2 --train.batch_size=16 --comm.bucket_mb=0.02 --data.val_samples=64 "
-                                     "--train.trace_steps=8 --train.output_dir=" + dir);
+  const ProcessRun r = mpirun(2, "",
+                              "--train.epochs=2 --train.batch_size=16 --comm.bucket_mb=0.02 --data.val_samples=64 "
+                              "--train.trace_steps=8 --train.output_dir=" +
+                                  dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("2 rank(s) x batch 16 = 32"), std::string::npos) << r.output;
   // Only rank 0 prints: the start line appears once.
@@ -103,12 +105,13 @@ TEST(Distributed, TwoRanksMatchOneProcessWithTheGlobalBatch) {
                                      " --train.batch_size=8 --train.output_dir=" + d1);
   ASSERT_EQ(one.exit_code, 0) << one.output;
   for (const char* algo : {"ring", "mpi"}) {
-    const ProcessRun two =
-        mpirun(2, "", common + " --train.batch_size=4 --comm.bucket_mb=0.01 --allreduce=" + algo +
-                          " --train.output_dir=" + d2);
+    const ProcessRun two = mpirun(
+        2, "",
+        common + " --train.batch_size=4 --comm.bucket_mb=0.01 --allreduce=" + algo + " --train.output_dir=" + d2);
     ASSERT_EQ(two.exit_code, 0) << two.output;
     for (const char* name : {"conv1.weight", "layer1.0.conv2.weight", "layer3.0.bn1.bias", "fc.weight", "fc.bias"}) {
-      const auto a = read_dataset(d1 + "/checkpoint.h5", name), b = read_dataset(d2 + "/checkpoint.h5", name);
+      const auto a = read_dataset(d1 + "/checkpoint.h5", std::string("model/") + name),
+                 b = read_dataset(d2 + "/checkpoint.h5", std::string("model/") + name);
       ASSERT_EQ(a.size(), b.size()) << name;
       ASSERT_FALSE(a.empty()) << name;
       double worst = 0;
@@ -127,19 +130,21 @@ TEST(Distributed, ARankThatThrowsEndsTheJobNamingTheRank) {
     const auto t0 = std::chrono::steady_clock::now();
     const ProcessRun r = mpirun(3, std::string("RN_TEST_FAULT=2:3:") + kind,
                                 "--train.epochs=1 --train.batch_size=8 --comm.timeout=60 --comm.bucket_mb=0.01 "
-                                "--train.output_dir=" + fresh_dir("rn_dist_throw"));
+                                "--train.output_dir=" +
+                                    fresh_dir("rn_dist_throw"));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_EQ(r.exit_code, 1) << kind << ": " << r.output;
     EXPECT_NE(r.output.find("resnet-train[rank 2]: internal error: injected test fault on rank 2 at step 3"),
-              std::string::npos) << kind << ": " << r.output;
+              std::string::npos)
+        << kind << ": " << r.output;
     EXPECT_LT(secs, 30) << kind << ": the job should end at once, not wait for the timeout";
   }
 }
 
 TEST(Distributed, AHungRankIsReportedAfterTheCommTimeout) {
-  const ProcessRun r = mpirun(3, "RN_TEST_FAULT=0:3:hang",
-                              "--train.epochs=1 --train.batch_size=8 --comm-timeout=2 --train.output_dir=" +
-                                  fresh_dir("rn_dist_hang"));
+  const ProcessRun r =
+      mpirun(3, "RN_TEST_FAULT=0:3:hang",
+             "--train.epochs=1 --train.batch_size=8 --comm-timeout=2 --train.output_dir=" + fresh_dir("rn_dist_hang"));
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("made no progress for 2 s (comm.timeout): rank 0 never sent its data"), std::string::npos)
       << r.output;
@@ -161,9 +166,10 @@ namespace {
 // hash compared after every step (replicas must stay bit-identical).
 TEST(Distributed, HalfPrecisionWireKeepsReplicasIdentical) {
   for (const char* dt : {"bf16", "fp16"}) {
-    const ProcessRun r = mpirun(3, "", std::string("--train.epochs=1 --train.batch_size=8 --comm.check_weights_every=1 "
-                                                   "--comm.bucket_mb=0.05 --comm.dtype=") +
-                                           dt + " --train.output_dir=" + fresh_dir("rn_dist_half"));
+    const ProcessRun r = mpirun(3, "",
+                                std::string("--train.epochs=1 --train.batch_size=8 --comm.check_weights_every=1 "
+                                            "--comm.bucket_mb=0.05 --comm.dtype=") +
+                                    dt + " --train.output_dir=" + fresh_dir("rn_dist_half"));
     EXPECT_EQ(r.exit_code, 0) << dt << ": " << r.output;
     EXPECT_NE(r.output.find(std::string(dt) + " on the wire"), std::string::npos) << r.output;
   }

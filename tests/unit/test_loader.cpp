@@ -1,12 +1,14 @@
 // The data loader (data/loader.h) and its epoch plan (data/epoch_plan.h):
 // distributed coverage for 1..5 ranks on sizes that do not divide, epoch
 // reshuffling, determinism across thread counts, exact resume from a
-// cursor, scaled JPEG decoding, corrupt images and bad datasets.
+// cursor (also with another world size), scaled JPEG decoding, corrupt
+// images and bad datasets.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
@@ -27,11 +29,15 @@ using namespace rn::testing_util;
 std::vector<std::vector<int64_t>> epoch_batches(EpochPlan& plan, int64_t epoch) {
   plan.set_epoch(epoch);
   std::vector<std::vector<int64_t>> out;
-  std::vector<int64_t> idx(size_t(plan.options().batch_size));
-  for (int64_t b = 0; b < plan.batches_per_epoch(); ++b) {
-    const int64_t n = plan.batch(b, idx.data());
+  const auto& o = plan.options();
+  std::vector<int64_t> idx(size_t(o.batch_size));
+  // Training cursors step by the global batch, evaluation ones by the batch.
+  const int64_t step = o.train ? int64_t(o.batch_size) * o.world : o.batch_size;
+  for (int64_t sample = 0; plan.has_batch(sample); sample += step) {
+    const int64_t n = plan.batch_at(sample, idx.data());
     out.emplace_back(idx.begin(), idx.begin() + n);
   }
+  EXPECT_EQ(int64_t(out.size()), plan.batches_per_epoch());
   return out;
 }
 
@@ -161,7 +167,7 @@ TEST(Loader, RanksTogetherSeeEverySampleOnceWithItsLabel) {
       l.start({0, 0});
       for (int64_t b = 0; b < l.batches_per_epoch(); ++b) {
         const Batch& batch = l.next();
-        EXPECT_EQ(batch.at.batch, b);
+        EXPECT_EQ(batch.at, (DataCursor{0, b * 4}));
         for (int64_t i = 0; i < batch.n; ++i) {
           ++seen[batch.indices[i]];
           EXPECT_EQ(batch.labels[i], w.labels[size_t(batch.indices[i])]);
@@ -194,18 +200,25 @@ std::vector<float> run_loader(const std::string& dir, int threads, int prefetch,
 TEST(Loader, BatchesDoNotDependOnThreadsOrPrefetchAndResumeExactly) {
   const std::string dir = fresh_dir("rn_loader_determinism");
   write_dataset(dir, Layout::kJpeg, 20, 6, 3, 24, 18);
-  // 20 samples, batch 3 x 2 ranks: 3 batches per epoch; 7 batches cross two epoch ends.
+  // 20 samples, batch 3 x 2 ranks: global batches at samples 0, 6, 12 of
+  // each epoch (18 + 6 > 20); 7 batches cross two epoch ends.
   std::vector<int64_t> idx1, idx3;
   const auto a = run_loader(dir, 1, 1, {0, 0}, 7, &idx1);
   const auto b = run_loader(dir, 3, 4, {0, 0}, 7, &idx3);
   EXPECT_EQ(idx1, idx3);
   EXPECT_EQ(a, b);
-  // Resuming at epoch 1, batch 2 gives exactly batches 5 and 6 of the uninterrupted run.
-  const auto resumed = run_loader(dir, 2, 2, {1, 2}, 2);
+  // Resuming at epoch 1, sample 12 (its third batch) gives exactly batches 5
+  // and 6 of the uninterrupted run.
+  std::vector<int64_t> resumed_idx;
+  const auto resumed = run_loader(dir, 2, 2, {1, 12}, 2, &resumed_idx);
   const size_t per_batch = 3 * 3 * 8 * 8;
   EXPECT_EQ(resumed, std::vector<float>(a.begin() + 5 * per_batch, a.end()));
-  // A cursor at the end of an epoch is the start of the next.
-  EXPECT_EQ(run_loader(dir, 2, 2, {0, 3}, 1), run_loader(dir, 2, 2, {1, 0}, 1));
+  EXPECT_EQ(resumed_idx, std::vector<int64_t>(idx1.begin() + 5 * 3, idx1.end()));
+  // A cursor with fewer than a global batch left in its epoch is the start of the next.
+  const auto next_epoch = run_loader(dir, 2, 2, {1, 0}, 1);
+  EXPECT_EQ(run_loader(dir, 2, 2, {0, 18}, 1), next_epoch);
+  EXPECT_EQ(run_loader(dir, 2, 2, {0, 15}, 1), next_epoch);
+  EXPECT_EQ(run_loader(dir, 2, 2, {0, 20}, 1), next_epoch);
   // Epochs differ (reshuffled, new augmentation).
   EXPECT_NE(std::vector<float>(a.begin(), a.begin() + per_batch),
             std::vector<float>(a.begin() + 3 * per_batch, a.begin() + 4 * per_batch));
@@ -214,14 +227,99 @@ TEST(Loader, BatchesDoNotDependOnThreadsOrPrefetchAndResumeExactly) {
 TEST(Loader, CursorFollowsTheBatchesHandedOut) {
   const std::string dir = fresh_dir("rn_loader_cursor");
   write_dataset(dir, Layout::kJpeg, 12, 12);
-  Loader l(options_for(dir, 2, 0, 2, true));  // 3 batches per epoch
-  l.start({0, 1});
-  EXPECT_EQ(l.cursor(), (DataCursor{0, 1}));
+  Loader l(options_for(dir, 2, 0, 2, true));  // global batch 4: 3 batches per epoch
+  EXPECT_EQ(l.epoch_size(), 12);
+  l.start({0, 4});
+  EXPECT_EQ(l.cursor(), (DataCursor{0, 4}));
   l.next();
-  EXPECT_EQ(l.cursor(), (DataCursor{0, 2}));
+  EXPECT_EQ(l.cursor(), (DataCursor{0, 8}));
   l.next();
   EXPECT_EQ(l.cursor(), (DataCursor{1, 0}));
   EXPECT_EQ(l.next().at, (DataCursor{1, 0}));
+  // Any position with a full global batch left, e.g. one saved at another world size.
+  l.start({2, 3});
+  EXPECT_EQ(l.cursor(), (DataCursor{2, 3}));
+  EXPECT_EQ(l.next().at, (DataCursor{2, 3}));
+  EXPECT_EQ(l.cursor(), (DataCursor{2, 7}));
+  l.next();
+  EXPECT_EQ(l.cursor(), (DataCursor{3, 0}));  // 11 + 4 > 12
+  l.start({2, 10});                           // fewer than 4 left: the next epoch
+  EXPECT_EQ(l.cursor(), (DataCursor{3, 0}));
+  EXPECT_THROW(l.start({0, 13}), rn::InternalError);
+  EXPECT_THROW(l.start({0, -1}), rn::InternalError);
+  EXPECT_THROW(l.start({-1, 0}), rn::InternalError);
+
+  Loader e(options_for(dir, 4, 1, 2, false));  // rank 1's share: samples [6, 12)
+  e.start({0, 4});
+  const Batch& last = e.next();
+  EXPECT_EQ(last.at, (DataCursor{0, 4}));
+  EXPECT_EQ(last.n, 2);
+  EXPECT_EQ(last.indices[0], 10);
+  EXPECT_EQ(e.cursor(), (DataCursor{0, 8}));
+  EXPECT_ANY_THROW(e.next());
+  EXPECT_THROW(e.start({0, 2}), rn::InternalError);  // not a batch boundary
+  EXPECT_THROW(e.start({0, 8}), rn::InternalError);  // past the share
+}
+
+// `world` loaders (ranks 0..world-1, batch 2) from `c` until `steps` steps
+// or the end of c's epoch; appends every rank's indices to `seen` and keeps
+// each sample's pixels in `pixels`. Returns the cursor after them.
+DataCursor run_ranks(const std::string& dir, int world, DataCursor c, int steps, std::vector<int64_t>& seen,
+                     std::map<int64_t, std::vector<float>>& pixels) {
+  std::vector<std::unique_ptr<Loader>> ranks;
+  for (int r = 0; r < world; ++r) {
+    ranks.push_back(std::make_unique<Loader>(options_for(dir, 2, r, world, true)));
+    ranks.back()->start(c);
+  }
+  const int64_t epoch = c.epoch, floats = 3 * 8 * 8;
+  c = ranks[0]->cursor();
+  for (int s = 0; s < steps && c.epoch == epoch; ++s) {
+    for (auto& l : ranks) {
+      EXPECT_EQ(l->cursor(), c);  // the same on every rank
+      const Batch& b = l->next();
+      EXPECT_EQ(b.at, c);
+      for (int64_t i = 0; i < b.n; ++i) {
+        seen.push_back(b.indices[i]);
+        pixels[b.indices[i]].assign(b.images + i * floats, b.images + (i + 1) * floats);
+      }
+    }
+    c = ranks[0]->cursor();
+  }
+  return c;
+}
+
+TEST(Loader, ResumingWithAnotherWorldSizeRepeatsNoSampleInTheEpoch) {
+  const std::string dir = fresh_dir("rn_loader_world_change");
+  write_dataset(dir, Layout::kJpeg, 41, 10);
+  for (const int64_t epoch : {0, 1}) {
+    SCOPED_TRACE(testing::Message() << "epoch " << epoch);
+    // 2 ranks x 2 (G = 4) for 3 steps, then 3 ranks x 2 (G = 6) from the
+    // saved cursor: 12, 18, 24, 30, then 36 + 6 > 41 ends the epoch.
+    std::vector<int64_t> seen;
+    std::map<int64_t, std::vector<float>> pixels;
+    const DataCursor saved = run_ranks(dir, 2, {epoch, 0}, 3, seen, pixels);
+    EXPECT_EQ(saved, (DataCursor{epoch, 12}));
+    const DataCursor end = run_ranks(dir, 3, saved, 100, seen, pixels);
+    EXPECT_EQ(end, (DataCursor{epoch + 1, 0}));
+    EXPECT_EQ(seen.size(), 36u);
+    EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), seen.size()) << "a sample repeated";
+    // What is left is the last 5 positions of the epoch's order.
+    std::vector<int64_t> order;
+    shuffled_order(41, 9, epoch, order);
+    EXPECT_EQ(seen, std::vector<int64_t>(order.begin(), order.begin() + 36));
+    // Each sample's pixels depend only on (seed, epoch, index): the same as
+    // in an uninterrupted one-rank run.
+    std::vector<int64_t> one_rank;
+    std::map<int64_t, std::vector<float>> reference;
+    LoaderOptions o = options_for(dir, 1, 0, 1, true);
+    Loader l(o);
+    l.start({epoch, 0});
+    while (l.cursor().epoch == epoch) {
+      const Batch& b = l.next();
+      reference[b.indices[0]].assign(b.images, b.images + 3 * 8 * 8);
+    }
+    for (const auto& [index, px] : pixels) EXPECT_EQ(px, reference.at(index)) << "sample " << index;
+  }
 }
 
 TEST(Loader, RawLayoutWithCifarAugmentationAndTenCropViews) {

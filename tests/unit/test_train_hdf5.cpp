@@ -14,6 +14,7 @@
 #include "data/shard_reader.h"
 #include "dataset_test_util.h"
 #include "process_util.h"
+#include "trainer/checkpoint/checkpoint_reader.h"
 
 namespace {
 
@@ -92,11 +93,25 @@ TEST(TrainHdf5, LearnsSyntheticJpegsWellAboveChanceAndValidatesEveryImage) {
   ASSERT_EQ(evals.size(), 6u);
   for (const auto& e : evals) EXPECT_EQ(e["val_images"], 100);
   EXPECT_GT(evals.back()["val_top1"].get<double>(), 0.6) << r.output;  // chance: 0.25
-  EXPECT_DOUBLE_EQ(evals.back()["val_top5"].get<double>(), 1.0);      // 4 classes
+  EXPECT_DOUBLE_EQ(evals.back()["val_top5"].get<double>(), 1.0);       // 4 classes
   const auto steps = records(out, "train");
   ASSERT_FALSE(steps.empty());
   EXPECT_TRUE(steps.back().contains("data_wait_ms"));
   EXPECT_EQ(steps.back()["step"], 6 * 20);  // 640 / 32 steps per epoch
+
+  // The checkpoint carries the manifest's class names, and --eval-only with
+  // the checkpoint's own config reproduces the final validation exactly.
+  EXPECT_EQ(rn::read_checkpoint_info(out + "/checkpoint.h5").state.class_names,
+            rn::shards::ShardReader(datasets().train).manifest().class_names);
+  const ProcessRun ev = rn::testing_util::run_command("env OMP_NUM_THREADS=2 " + std::string(RN_BIN_DIR) +
+                                                      "/resnet-train --eval-only --resume " + out + "/checkpoint.h5");
+  ASSERT_EQ(ev.exit_code, 0) << ev.output;
+  const auto again = records(out, "eval");
+  ASSERT_EQ(again.size(), 7u);
+  EXPECT_EQ(again.back()["eval_only"], true);
+  EXPECT_EQ(again.back()["val_images"], 100);
+  EXPECT_DOUBLE_EQ(again.back()["val_top1"].get<double>(), evals.back()["val_top1"].get<double>());
+  EXPECT_NEAR(again.back()["val_loss"].get<double>(), evals.back()["val_loss"].get<double>(), 1e-9);
 }
 
 TEST(TrainHdf5, ThreeRanksValidateEachImageExactlyOnce) {

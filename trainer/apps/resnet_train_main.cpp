@@ -13,7 +13,7 @@
 
 #include "comm/communicator.h"
 #include "comm/mpi_world.h"
-
+#include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/config/config.h"
 #include "trainer/core/error.h"
 #include "trainer/model/arch.h"
@@ -35,9 +35,10 @@ std::unique_ptr<rn::comm::MpiSession> g_mpi;
 // With several ranks an error must take the whole job down (MPI_Abort),
 // not leave the others waiting in a collective.
 int fail(const std::exception& e, int code) {
-  if (g_mpi && g_mpi->world().size > 1) rn::comm::abort_job_on(e);
+  if (g_mpi && g_mpi->world().size > 1 && !dynamic_cast<const rn::AgreedError*>(&e)) rn::comm::abort_job_on(e);
   const std::string who = g_mpi ? "resnet-train[rank " + std::to_string(g_mpi->world().rank) + "]" : "resnet-train";
   std::fprintf(stderr, "%s: %s%s\n", who.c_str(), code == 2 ? "error: " : "internal error: ", e.what());
+  g_mpi.reset();  // an agreed error: every rank gets here and shuts MPI down together
   return code;
 }
 
@@ -45,10 +46,22 @@ int fail(const std::exception& e, int code) {
 
 int main(int argc, char** argv) {
   try {
-    const rn::CliRequest req = rn::parse_command_line(argc, argv);
+    rn::CliRequest req = rn::parse_command_line(argc, argv);
+    // `--resume PATH` without --config continues with the checkpoint's own
+    // configuration (command-line overrides still apply).
+    const std::string& resume = req.config.checkpoint.resume;
+    if ((req.action == rn::CliAction::kTrain || req.action == rn::CliAction::kEval) && req.config.config_file.empty() &&
+        !resume.empty() && resume != "auto") {
+      const rn::CheckpointInfo ck = rn::read_checkpoint_info(resume);
+      req = rn::parse_command_line(argc, argv, ck.state.config_ini, "the configuration stored in " + resume);
+    }
     switch (req.action) {
-      case rn::CliAction::kHelp: std::fputs(req.help_text.c_str(), stdout); return 0;
-      case rn::CliAction::kVersion: std::printf("resnet-train %s\n", RN_VERSION); return 0;
+      case rn::CliAction::kHelp:
+        std::fputs(req.help_text.c_str(), stdout);
+        return 0;
+      case rn::CliAction::kVersion:
+        std::printf("resnet-train %s\n", RN_VERSION);
+        return 0;
       case rn::CliAction::kSummary: {
         // `--summary --model.arch=resnet152` describes the ImageNet model:
         // classes and input size default to the architecture's own.
@@ -61,15 +74,23 @@ int main(int argc, char** argv) {
         rn::print_summary(c);
         return 0;
       }
-      case rn::CliAction::kTrain: break;
+      case rn::CliAction::kTrain:
+      case rn::CliAction::kEval:
+        break;
     }
     std::unique_ptr<rn::comm::Communicator> world;
     if (launched_by_mpi()) {
       g_mpi = std::make_unique<rn::comm::MpiSession>(&argc, &argv);
       world = std::make_unique<rn::comm::Communicator>(MPI_COMM_WORLD, req.config.comm.timeout);
     }
-    const rn::TrainResult r =
-        rn::run_training(req.config, world.get(), g_mpi ? g_mpi->world().local_size : 1);
+    const int local_size = g_mpi ? g_mpi->world().local_size : 1;
+    if (req.action == rn::CliAction::kEval) {
+      rn::evaluate_checkpoint(req.config, world.get(), local_size);
+      world.reset();
+      g_mpi.reset();
+      return 0;
+    }
+    const rn::TrainResult r = rn::run_training(req.config, world.get(), local_size);
     world.reset();
     g_mpi.reset();
     return r.interrupted ? 128 + r.signal : 0;

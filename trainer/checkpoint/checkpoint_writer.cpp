@@ -1,80 +1,111 @@
 #include "trainer/checkpoint/checkpoint_writer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <vector>
 
 #include "trainer/checkpoint/h5_check.h"
+#include "trainer/checkpoint/h5_io.h"
 
 namespace rn {
 namespace {
 
-// Closes an HDF5 handle on scope exit.
-struct H5Handle {
-  hid_t id;
-  herr_t (*close)(hid_t);
-  ~H5Handle() { if (id >= 0) close(id); }
-};
+std::vector<int64_t> dims(const Shape& s) { return std::vector<int64_t>(s.begin(), s.end()); }
 
-void write_dataset(hid_t file, const std::string& name, const Shape& shape, hid_t mem_type, hid_t file_type,
-                   const void* data) {
-  std::vector<hsize_t> dims(shape.begin(), shape.end());
-  H5Handle space{H5_CHECK(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)), H5Sclose};
-  H5Handle set{H5_CHECK(H5Dcreate2(file, name.c_str(), file_type, space.id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
-               H5Dclose};
-  H5_CHECK(H5Dwrite(set.id, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+// Forces the bytes of `path` (a file or a directory) to stable storage.
+void sync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return;  // best effort: the rename below is what makes it atomic
+  ::fsync(fd);
+  ::close(fd);
 }
 
-void write_attr(hid_t obj, const char* name, hid_t type, const void* value) {
-  H5Handle space{H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose};
-  H5Handle attr{H5_CHECK(H5Acreate2(obj, name, type, space.id, H5P_DEFAULT, H5P_DEFAULT)), H5Aclose};
-  H5_CHECK(H5Awrite(attr.id, type, value));
-}
-
-void write_string_attr(hid_t obj, const char* name, const std::string& value) {
-  H5Handle type{H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose};
-  H5_CHECK(H5Tset_size(type.id, std::max<size_t>(1, value.size())));
-  write_attr(obj, name, type.id, value.c_str());
+std::vector<float> to_host(Backend& be, const Tensor& t) {
+  std::vector<float> host(size_t(t.shape().numel()));
+  be.to_host(t, host.data());
+  return host;
 }
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const CheckpointMeta& meta) {
-  const std::string tmp = path + ".tmp";
+void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const Tensor* velocity, const TrainState& st,
+                     const std::function<void(int)>& progress) {
+  namespace fs = std::filesystem;
+  const fs::path final_path(path);
+  const std::string tmp = (final_path.parent_path() / ("." + final_path.filename().string() + ".tmp")).string();
+  be.synchronize();
+  ParamStore& ps = model.params();
+  const std::vector<float> values = to_host(be, ps.flat_values());
+  const std::vector<float> buffers = to_host(be, ps.flat_buffers());
+  std::vector<float> momentum;
+  if (velocity) momentum = to_host(be, *velocity);
+  int written = 0;
+  auto done_one = [&] {
+    if (progress) progress(++written);
+  };
   {
-    H5Handle file{H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose};
-    if (file.id < 0) throw UserError("cannot create checkpoint " + tmp + ": check that train.output_dir is writable");
-    std::vector<float> host;
-    be.synchronize();
-    for (const auto& p : model.params().params()) {
-      host.resize(static_cast<size_t>(p.shape.numel()));
-      be.to_host(p.value, host.data());
-      write_dataset(file.id, p.name, p.shape, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, host.data());
+    h5::H5Quiet quiet;
+    const hid_t id = H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (id < 0)
+      throw UserError("cannot create checkpoint file " + tmp + ": check that the directory exists and is writable");
+    h5::H5Id file(id, H5Fclose);
+    const hid_t f = file.get();
+    for (const auto& p : ps.params()) {
+      h5::write_f32(f, "model/" + p.name, dims(p.shape), values.data() + p.offset);
+      done_one();
     }
-    for (const auto& b : model.params().buffers()) {
-      host.resize(static_cast<size_t>(b.shape.numel()));
-      be.to_host(b.value, host.data());
-      if (b.name.ends_with(".num_batches_tracked")) {
-        const int64_t count = std::llround(host[0]);  // PyTorch stores a 0-d int64
-        H5Handle space{H5_CHECK(H5Screate(H5S_SCALAR)), H5Sclose};
-        H5Handle set{H5_CHECK(H5Dcreate2(file.id, b.name.c_str(), H5T_STD_I64LE, space.id, H5P_DEFAULT, H5P_DEFAULT,
-                                         H5P_DEFAULT)),
-                     H5Dclose};
-        H5_CHECK(H5Dwrite(set.id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &count));
+    for (const auto& b : ps.buffers()) {
+      if (b.name.ends_with(".num_batches_tracked")) {  // PyTorch keeps a 0-d int64
+        const int64_t count = std::llround(buffers[b.offset]);
+        h5::write_i64(f, "model/" + b.name, {}, &count);
       } else {
-        write_dataset(file.id, b.name, b.shape, H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, host.data());
+        h5::write_f32(f, "model/" + b.name, dims(b.shape), buffers.data() + b.offset);
+      }
+      done_one();
+    }
+    if (velocity) {
+      for (const auto& p : ps.params()) {
+        h5::write_f32(f, "optimizer/momentum/" + p.name, dims(p.shape), momentum.data() + p.offset);
+        done_one();
       }
     }
-    const int32_t version = 1;
-    write_attr(file.id, "format_version", H5T_NATIVE_INT32, &version);
-    write_string_attr(file.id, "arch", model.arch().name);
-    write_attr(file.id, "step", H5T_NATIVE_INT64, &meta.step);
-    write_attr(file.id, "epoch", H5T_NATIVE_DOUBLE, &meta.epoch);
-    write_string_attr(file.id, "config", meta.config_ini);
-    H5_CHECK(H5Fflush(file.id, H5F_SCOPE_GLOBAL));
+    std::vector<int64_t> cursors;
+    for (const auto& c : st.rank_cursors) cursors.insert(cursors.end(), {c.epoch, c.sample});
+    if (!st.rank_cursors.empty())
+      h5::write_i64(f, "state/rank_cursors", {int64_t(st.rank_cursors.size()), 2}, cursors.data());
+    if (!st.class_names.empty()) h5::write_strings(f, "classes", st.class_names);
+
+    h5::set_attr(f, "format", std::string("resnet-checkpoint"));
+    h5::set_attr(f, "format_version", kCheckpointFormatVersion);
+    h5::set_attr(f, "program_version", st.program_version);
+    h5::set_attr(f, "arch", model.arch().name);
+    h5::set_attr(f, "num_classes", int64_t(model.num_classes()));
+    h5::set_attr(f, "step", st.step);
+    h5::set_attr(f, "epoch", st.cursor.epoch);
+    h5::set_attr(f, "epoch_sample", st.cursor.sample);
+    h5::set_attr(f, "epoch_position", st.epoch_position);
+    h5::set_attr(f, "epoch_size", st.epoch_size);
+    h5::set_attr(f, "lr", st.lr);
+    h5::set_attr(f, "base_lr", st.base_lr);
+    h5::set_attr(f, "lr_schedule", st.lr_schedule);
+    h5::set_attr(f, "world_size", st.world_size);
+    h5::set_attr(f, "batch_size", st.batch_size);
+    h5::set_attr(f, "seed", std::to_string(st.seed));  // uint64: as text, no sign games
+    h5::set_attr(f, "rng", std::string("counter-based: every draw is a function of (seed, epoch, sample index)"));
+    h5::set_attr(f, "config", st.config_ini);
+    h5::set_attr(f, "has_optimizer_state", int64_t(velocity ? 1 : 0));
+    H5_CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL));
+    h5::set_attr(f, "complete", int64_t(1));  // last: a file without it was cut short
+    H5_CHECK(H5Fflush(f, H5F_SCOPE_GLOBAL));
   }
+  sync_path(tmp, O_RDONLY);
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw UserError("cannot move checkpoint " + tmp + " to " + path + ": check the output directory");
+    throw UserError("cannot rename checkpoint " + tmp + " to " + path + ": check the output directory");
+  sync_path(final_path.parent_path().empty() ? "." : final_path.parent_path().string(), O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace rn

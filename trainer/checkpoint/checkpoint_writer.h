@@ -1,26 +1,28 @@
-// Writes a model checkpoint as HDF5: one float32 dataset per parameter and
-// BN running statistic at the file's root, named and shaped as torchvision's
-// state_dict (conv weights OIHW, fc.weight [out, in], num_batches_tracked
-// int64), so `{k: torch.as_tensor(f[k][()]) for k in f}` loads into
-// torchvision.models.resnetXX(). Run metadata are root attributes.
+// Writes a checkpoint file (format: docs/CHECKPOINT.md): the model under
+// /model/<torchvision state_dict name>, SGD momentum under
+// /optimizer/momentum/<name>, and the run state (step, schedule, data
+// cursors, config text) as attributes and /state datasets.
 //
-// The file is written to <path>.tmp and renamed, so a crash or a
-// preemption mid-write never leaves a truncated checkpoint under `path`.
+// Atomic: the file is written under a hidden temporary name in the same
+// directory, flushed, fsync'ed, marked complete (root attribute
+// `complete` = 1, written last) and renamed; the directory is fsync'ed
+// after. A crash or kill at any point leaves either the previous files
+// untouched or the new one complete.
 #pragma once
 
-#include <cstdint>
+#include <functional>
 #include <string>
 
+#include "trainer/checkpoint/train_state.h"
 #include "trainer/model/resnet.h"
 
 namespace rn {
 
-struct CheckpointMeta {
-  int64_t step = 0;
-  double epoch = 0;
-  std::string config_ini;  // the effective configuration
-};
-
-void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const CheckpointMeta& meta);
+// velocity: the optimizer's flat momentum buffer (ParamStore layout), or
+// nullptr for a weights-only file. progress(n) is called after each of the
+// n datasets written (tests use it to kill a write midway); may be empty.
+// Throws UserError when the file cannot be created or renamed.
+void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const Tensor* velocity,
+                     const TrainState& state, const std::function<void(int)>& progress = {});
 
 }  // namespace rn

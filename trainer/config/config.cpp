@@ -68,13 +68,12 @@ T parse_integer(const std::string& key, const std::string& raw, const std::strin
   const char* e = s.data() + s.size();
   auto [p, ec] = std::from_chars(b, e, v);
   if (ec == std::errc::result_out_of_range) {
-    fail(fmt::format("{} = '{}' ({}) is out of range; expected {} between {} and {}.", key, raw,
-                     where, int_type_name<T>(), std::numeric_limits<T>::min(),
-                     std::numeric_limits<T>::max()));
+    fail(fmt::format("{} = '{}' ({}) is out of range; expected {} between {} and {}.", key, raw, where,
+                     int_type_name<T>(), std::numeric_limits<T>::min(), std::numeric_limits<T>::max()));
   }
   if (s.empty() || ec != std::errc() || p != e) {
-    fail(fmt::format("{} = '{}' ({}) is not {}; expected a whole number{}.", key, raw, where,
-                     int_type_name<T>(), std::is_unsigned_v<T> ? " >= 0" : ""));
+    fail(fmt::format("{} = '{}' ({}) is not {}; expected a whole number{}.", key, raw, where, int_type_name<T>(),
+                     std::is_unsigned_v<T> ? " >= 0" : ""));
   }
   return v;
 }
@@ -99,12 +98,10 @@ bool parse_bool(const std::string& key, const std::string& raw, const std::strin
   const std::string s = lower(trim(raw));
   if (s == "true" || s == "1" || s == "yes") return true;
   if (s == "false" || s == "0" || s == "no") return false;
-  fail(fmt::format("{} = '{}' ({}) is not a boolean; allowed: true, false, 1, 0, yes, no.", key,
-                   raw, where));
+  fail(fmt::format("{} = '{}' ({}) is not a boolean; allowed: true, false, 1, 0, yes, no.", key, raw, where));
 }
 
-std::vector<double> parse_list(const std::string& key, const std::string& raw,
-                               const std::string& where) {
+std::vector<double> parse_list(const std::string& key, const std::string& raw, const std::string& where) {
   std::vector<double> out;
   const std::string s = trim(raw);
   if (s.empty()) return out;
@@ -148,24 +145,20 @@ struct OptionSpec {
   std::string key;
   std::string metavar;  // INT, FLOAT, BOOL, STRING, LIST
   std::string help;
-  std::function<void(Config&, const std::string& full, const std::string& value,
-                     const std::string& where)>
-      set;
+  std::function<void(Config&, const std::string& full, const std::string& value, const std::string& where)> set;
   std::function<std::string(const Config&)> get;
   std::string full() const { return section + "." + key; }
   bool is_bool() const { return metavar == "BOOL"; }
 };
 
 template <class T, class Field>
-OptionSpec make(const char* section, const char* key, const char* metavar, const char* help,
-                Field field) {
+OptionSpec make(const char* section, const char* key, const char* metavar, const char* help, Field field) {
   OptionSpec o;
   o.section = section;
   o.key = key;
   o.metavar = metavar;
   o.help = help;
-  o.set = [field](Config& c, const std::string& full, const std::string& v,
-                  const std::string& where) {
+  o.set = [field](Config& c, const std::string& full, const std::string& v, const std::string& where) {
     T& dst = field(c);
     if constexpr (std::is_same_v<T, std::string>)
       dst = trim(v);
@@ -204,21 +197,18 @@ const std::vector<OptionSpec>& options() {
                         "architecture: resnet18|34|50|101|152, plain18|34, cifar-resnetN, "
                         "cifar-plainN (N = 6n+2 >= 8, e.g. 20, 32, 44, 56, 110, 1202)",
                         RN_FIELD(model.arch)),
-      make<int>("model", "num_classes", "INT", "classes of the final layer (>= 2)",
-                RN_FIELD(model.num_classes)),
+      make<int>("model", "num_classes", "INT", "classes of the final layer (>= 2)", RN_FIELD(model.num_classes)),
       make<std::string>("model", "shortcut", "STRING",
                         "shortcut where the shape changes: auto (the arch's own) | A (identity + "
                         "zero padding) | B (1x1 projection) | none (plain net)",
                         RN_FIELD(model.shortcut)),
-      make<bool>("model", "zero_init_residual", "BOOL",
-                 "start each residual branch's last BN scale at 0",
+      make<bool>("model", "zero_init_residual", "BOOL", "start each residual branch's last BN scale at 0",
                  RN_FIELD(model.zero_init_residual)),
-      make<bool>(
-          "model", "frozen_bn", "BOOL",
-          "BN normalises with its running statistics in training too and does not update "
-          "them (gamma and beta still learn); for fine-tuning with small per-rank batches and "
-          "exact data-parallel equivalence tests",
-          RN_FIELD(model.frozen_bn)),
+      make<bool>("model", "frozen_bn", "BOOL",
+                 "BN normalises with its running statistics in training too and does not update "
+                 "them (gamma and beta still learn); for fine-tuning with small per-rank batches and "
+                 "exact data-parallel equivalence tests",
+                 RN_FIELD(model.frozen_bn)),
       // [data]
       make<std::string>("data", "source", "STRING",
                         "training data: synthetic (generated from train.seed) | hdf5 (converter "
@@ -228,16 +218,13 @@ const std::vector<OptionSpec>& options() {
                         "directory of the training shards (resnet-data); required when "
                         "data.source = hdf5",
                         RN_FIELD(data.train)),
-      make<std::string>("data", "val", "PATH",
-                        "directory of the validation shards (hdf5; empty: no validation)",
+      make<std::string>("data", "val", "PATH", "directory of the validation shards (hdf5; empty: no validation)",
                         RN_FIELD(data.val)),
-      make<int>("data", "image_size", "INT",
-                "input side in pixels (>= 8; >= 32 for the ImageNet archs)",
+      make<int>("data", "image_size", "INT", "input side in pixels (>= 8; >= 32 for the ImageNet archs)",
                 RN_FIELD(data.image_size)),
-      make<int64_t>("data", "synthetic_samples", "INT",
-                    "images per synthetic training epoch (>= 1)", RN_FIELD(data.synthetic_samples)),
-      make<double>("data", "synthetic_noise", "FLOAT",
-                   "noise std-dev of synthetic images (>= 0; larger is harder)",
+      make<int64_t>("data", "synthetic_samples", "INT", "images per synthetic training epoch (>= 1)",
+                    RN_FIELD(data.synthetic_samples)),
+      make<double>("data", "synthetic_noise", "FLOAT", "noise std-dev of synthetic images (>= 0; larger is harder)",
                    RN_FIELD(data.synthetic_noise)),
       make<int64_t>("data", "val_samples", "INT",
                     "images per validation pass (0: none; hdf5: the first N of data.val, -1: all)",
@@ -264,85 +251,66 @@ const std::vector<OptionSpec>& options() {
                 "validation: shorter side before the crop, pixels (>= image_size; 0: "
                 "image_size / 0.875)",
                 RN_FIELD(data.val_resize)),
-      make<bool>("data", "flip", "BOOL", "random horizontal flip in training",
-                 RN_FIELD(data.flip)),
-      make<double>("data", "lighting", "FLOAT",
-                   "AlexNet PCA lighting std-dev (>= 0; 0: off; fb.resnet.torch uses 0.1)",
+      make<bool>("data", "flip", "BOOL", "random horizontal flip in training", RN_FIELD(data.flip)),
+      make<double>("data", "lighting", "FLOAT", "AlexNet PCA lighting std-dev (>= 0; 0: off; fb.resnet.torch uses 0.1)",
                    RN_FIELD(data.lighting)),
-      make<std::vector<double>>("data", "mean", "LIST",
-                                "per-channel RGB mean, pixel/255 units (3 values)",
+      make<std::vector<double>>("data", "mean", "LIST", "per-channel RGB mean, pixel/255 units (3 values)",
                                 RN_FIELD(data.mean)),
-      make<std::vector<double>>("data", "std", "LIST",
-                                "per-channel RGB std-dev, pixel/255 units (3 values > 0)",
+      make<std::vector<double>>("data", "std", "LIST", "per-channel RGB std-dev, pixel/255 units (3 values > 0)",
                                 RN_FIELD(data.std)),
       make<int>("data", "loader_threads", "INT",
                 "decode/augment threads per rank (>= 0; 0: the node's cores / its ranks)",
                 RN_FIELD(data.loader_threads)),
-      make<int>("data", "prefetch", "INT", "batches decoded ahead (>= 1)",
-                RN_FIELD(data.prefetch)),
+      make<int>("data", "prefetch", "INT", "batches decoded ahead (>= 1)", RN_FIELD(data.prefetch)),
       make<int64_t>("data", "max_bad_samples", "INT",
                     "corrupt images skipped (with a warning) before the run stops, per rank (>= 0)",
                     RN_FIELD(data.max_bad_samples)),
       // [optim]
-      make<double>("optim", "lr", "FLOAT",
-                   "base learning rate (> 0), before linear scaling and warm-up",
+      make<double>("optim", "lr", "FLOAT", "base learning rate (> 0), before linear scaling and warm-up",
                    RN_FIELD(optim.lr)),
-      make<double>("optim", "momentum", "FLOAT", "SGD momentum, in [0, 1)",
-                   RN_FIELD(optim.momentum)),
-      make<bool>("optim", "nesterov", "BOOL", "Nesterov momentum (needs momentum > 0)",
-                 RN_FIELD(optim.nesterov)),
-      make<double>("optim", "weight_decay", "FLOAT", "L2 weight decay (>= 0)",
-                   RN_FIELD(optim.weight_decay)),
-      make<bool>("optim", "no_decay_bn_bias", "BOOL",
-                 "exempt BN parameters and biases from weight decay",
+      make<double>("optim", "momentum", "FLOAT", "SGD momentum, in [0, 1)", RN_FIELD(optim.momentum)),
+      make<bool>("optim", "nesterov", "BOOL", "Nesterov momentum (needs momentum > 0)", RN_FIELD(optim.nesterov)),
+      make<double>("optim", "weight_decay", "FLOAT", "L2 weight decay (>= 0)", RN_FIELD(optim.weight_decay)),
+      make<bool>("optim", "no_decay_bn_bias", "BOOL", "exempt BN parameters and biases from weight decay",
                  RN_FIELD(optim.no_decay_bn_bias)),
-      make<std::string>("optim", "schedule", "STRING",
-                        "lr schedule: constant | step | multistep | cosine",
+      make<std::string>("optim", "schedule", "STRING", "lr schedule: constant | step | multistep | cosine",
                         RN_FIELD(optim.schedule)),
       make<std::vector<double>>("optim", "milestones", "LIST",
                                 "multistep: epochs at which lr *= gamma, comma-separated and "
                                 "strictly increasing, e.g. '30, 60' (empty: never)",
                                 RN_FIELD(optim.milestones)),
-      make<double>("optim", "step_epochs", "FLOAT",
-                   "step: lr *= gamma every this many epochs (> 0)", RN_FIELD(optim.step_epochs)),
-      make<double>("optim", "gamma", "FLOAT", "step/multistep decay factor, in (0, 1]",
-                   RN_FIELD(optim.gamma)),
-      make<double>("optim", "min_lr", "FLOAT", "cosine: final learning rate (>= 0)",
-                   RN_FIELD(optim.min_lr)),
-      make<double>("optim", "warmup_epochs", "FLOAT",
-                   "linear warm-up length in epochs (>= 0; 0: none)",
+      make<double>("optim", "step_epochs", "FLOAT", "step: lr *= gamma every this many epochs (> 0)",
+                   RN_FIELD(optim.step_epochs)),
+      make<double>("optim", "gamma", "FLOAT", "step/multistep decay factor, in (0, 1]", RN_FIELD(optim.gamma)),
+      make<double>("optim", "min_lr", "FLOAT", "cosine: final learning rate (>= 0)", RN_FIELD(optim.min_lr)),
+      make<double>("optim", "warmup_epochs", "FLOAT", "linear warm-up length in epochs (>= 0; 0: none)",
                    RN_FIELD(optim.warmup_epochs)),
-      make<double>("optim", "warmup_start_factor", "FLOAT",
-                   "warm-up starts at this fraction of the lr, in (0, 1]",
+      make<double>("optim", "warmup_start_factor", "FLOAT", "warm-up starts at this fraction of the lr, in (0, 1]",
                    RN_FIELD(optim.warmup_start_factor)),
-      make<bool>("optim", "linear_scaling", "BOOL",
-                 "lr *= global batch / optim.base_batch (Goyal et al. 2017)",
+      make<bool>("optim", "linear_scaling", "BOOL", "lr *= global batch / optim.base_batch (Goyal et al. 2017)",
                  RN_FIELD(optim.linear_scaling)),
       make<int>("optim", "base_batch", "INT", "reference global batch of linear scaling (>= 1)",
                 RN_FIELD(optim.base_batch)),
       make<double>("optim", "label_smoothing", "FLOAT", "label smoothing epsilon, in [0, 1)",
                    RN_FIELD(optim.label_smoothing)),
       // [train]
-      make<int>("train", "batch_size", "INT", "images per rank per step (>= 1)",
-                RN_FIELD(train.batch_size)),
-      make<double>("train", "epochs", "FLOAT",
-                   "training length in epochs (> 0 unless train.max_steps > 0)",
+      make<int>("train", "batch_size", "INT", "images per rank per step (>= 1)", RN_FIELD(train.batch_size)),
+      make<double>("train", "epochs", "FLOAT", "training length in epochs (> 0 unless train.max_steps > 0)",
                    RN_FIELD(train.epochs)),
       make<int64_t>("train", "max_steps", "INT",
-                    "stop after this many steps (>= 0; 0: train.epochs decides)",
+                    "stop after this many steps, counted from the run's start (>= 0; 0: train.epochs "
+                    "decides; the lr schedule still spans train.epochs)",
                     RN_FIELD(train.max_steps)),
-      make<int>("train", "log_every", "INT", "log every this many steps (>= 1)",
-                RN_FIELD(train.log_every)),
+      make<int>("train", "log_every", "INT", "log every this many steps (>= 1)", RN_FIELD(train.log_every)),
       make<int>("train", "eval_every_epochs", "INT", "validate every this many epochs (>= 1)",
                 RN_FIELD(train.eval_every_epochs)),
-      make<uint64_t>("train", "seed", "INT",
-                     "seed of initialisation, data order and synthetic data", RN_FIELD(train.seed)),
+      make<uint64_t>("train", "seed", "INT", "seed of initialisation, data order and synthetic data",
+                     RN_FIELD(train.seed)),
       make<int>("train", "threads", "INT",
                 "OpenMP threads per rank (>= 0; 0: the cores of this node divided among the ranks "
                 "on it, the OpenMP default when alone)",
                 RN_FIELD(train.threads)),
-      make<std::string>("train", "output_dir", "PATH",
-                        "directory for logs, the effective config and checkpoints",
+      make<std::string>("train", "output_dir", "PATH", "directory for logs, the effective config and checkpoints",
                         RN_FIELD(train.output_dir)),
       make<int>("train", "trace_steps", "INT",
                 "record the first N steps' forward/backward/all-reduce timeline into "
@@ -353,26 +321,39 @@ const std::vector<OptionSpec>& options() {
                         "gradient all-reduce: ring (own ring all-reduce over MPI point-to-point) | "
                         "mpi (MPI_Allreduce, for comparison)",
                         RN_FIELD(comm.allreduce)),
-      make<double>("comm", "bucket_mb", "FLOAT", "gradient bucket size in MiB (> 0)",
-                   RN_FIELD(comm.bucket_mb)),
+      make<double>("comm", "bucket_mb", "FLOAT", "gradient bucket size in MiB (> 0)", RN_FIELD(comm.bucket_mb)),
       make<std::string>("comm", "dtype", "STRING",
                         "gradient dtype on the wire: fp32 | bf16 | fp16 (reduced with fp32 "
                         "accumulation)",
                         RN_FIELD(comm.dtype)),
-      make<int>("comm", "segment_kb", "INT", "ring pipelining segment size in KiB (>= 1)",
-                RN_FIELD(comm.segment_kb)),
+      make<int>("comm", "segment_kb", "INT", "ring pipelining segment size in KiB (>= 1)", RN_FIELD(comm.segment_kb)),
       make<double>("comm", "timeout", "FLOAT",
                    "seconds a collective may take before the job is aborted naming the missing "
                    "rank (> 0)",
                    RN_FIELD(comm.timeout)),
-      make<int64_t>(
-          "comm", "check_weights_every", "INT",
-          "every this many steps all ranks compare a hash of their weights (>= 0; 0: off)",
-          RN_FIELD(comm.check_weights_every)),
+      make<int64_t>("comm", "check_weights_every", "INT",
+                    "every this many steps all ranks compare a hash of their weights (>= 0; 0: off)",
+                    RN_FIELD(comm.check_weights_every)),
       make<bool>("comm", "overlap", "BOOL",
                  "start each bucket's all-reduce while backward continues (false: all-reduce after "
                  "backward; for comparison)",
                  RN_FIELD(comm.overlap)),
+      // [checkpoint]
+      make<std::string>("checkpoint", "resume", "auto|PATH",
+                        "continue a run: auto (newest complete checkpoint in train.output_dir, "
+                        "or start fresh) | a checkpoint path | empty (start fresh)",
+                        RN_FIELD(checkpoint.resume)),
+      make<std::string>("checkpoint", "init_from", "PATH",
+                        "start a new run from a checkpoint's weights (no optimizer state; a "
+                        "different model.num_classes keeps a fresh classifier)",
+                        RN_FIELD(checkpoint.init_from)),
+      make<int>("checkpoint", "keep", "INT", "complete checkpoints kept in train.output_dir (>= 1)",
+                RN_FIELD(checkpoint.keep)),
+      make<int64_t>("checkpoint", "every_steps", "INT", "save every this many steps (>= 0; 0: off)",
+                    RN_FIELD(checkpoint.every_steps)),
+      make<double>("checkpoint", "every_minutes", "FLOAT",
+                   "save when this many minutes passed since the last save (>= 0; 0: off)",
+                   RN_FIELD(checkpoint.every_minutes)),
   };
   return table;
 }
@@ -380,7 +361,7 @@ const std::vector<OptionSpec>& options() {
 #undef RN_FIELD
 
 const std::vector<std::string>& sections() {
-  static const std::vector<std::string> s = {"model", "data", "optim", "train", "comm"};
+  static const std::vector<std::string> s = {"model", "data", "optim", "train", "comm", "checkpoint"};
   return s;
 }
 
@@ -408,6 +389,8 @@ const std::vector<CliAlias>& cli_aliases() {
       {"allreduce", "comm.allreduce", "X"},
       {"comm-timeout", "comm.timeout", "S"},
       {"max-bad-samples", "data.max_bad_samples", "N"},
+      {"resume", "checkpoint.resume", "auto|PATH"},
+      {"init-from", "checkpoint.init_from", "PATH"},
   };
   return a;
 }
@@ -418,8 +401,7 @@ std::string expand_alias(const std::string& arg) {
   const auto eq = arg.find('=');
   const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
   for (const auto& a : cli_aliases())
-    if (name == a.alias)
-      return "--" + std::string(a.key) + (eq == std::string::npos ? "" : arg.substr(eq));
+    if (name == a.alias) return "--" + std::string(a.key) + (eq == std::string::npos ? "" : arg.substr(eq));
   return arg;
 }
 
@@ -430,9 +412,9 @@ struct CliFlag {
 };
 const std::vector<CliFlag>& cli_flags() {
   static const std::vector<CliFlag> f = {
-      {"config", "--config FILE",
-       "INI config file (e.g. configs/resnet50.cfg); omitted: built-in defaults"},
+      {"config", "--config FILE", "INI config file (e.g. configs/resnet50.cfg); omitted: built-in defaults"},
       {"summary", "--summary", "print the architecture table of the configured model and exit"},
+      {"eval-only", "--eval-only", "evaluate the checkpoint of --resume on data.val and exit"},
       {"help", "-h [ --help ]", "print this help and exit"},
       {"version", "--version", "print the version and exit"},
   };
@@ -539,17 +521,16 @@ std::string describe_po_error(const po::error& e) { return e.what(); }
 void add_config_options(po::options_description& d) {
   for (const auto& o : options()) {
     if (o.is_bool())
-      d.add_options()(o.full().c_str(), po::value<std::string>()->implicit_value("true"),
-                      o.help.c_str());
+      d.add_options()(o.full().c_str(), po::value<std::string>()->implicit_value("true"), o.help.c_str());
     else
       d.add_options()(o.full().c_str(), po::value<std::string>(), o.help.c_str());
   }
 }
 
 void add_cli_options(po::options_description& d) {
-  d.add_options()("config", po::value<std::string>(), "config file")(
-      "summary", po::bool_switch(), "summary")("help,h", po::bool_switch(), "help")(
-      "version", po::bool_switch(), "version");
+  d.add_options()("config", po::value<std::string>(), "config file")("summary", po::bool_switch(), "summary")(
+      "eval-only", po::bool_switch(), "eval-only")("help,h", po::bool_switch(), "help")("version", po::bool_switch(),
+                                                                                        "version");
 }
 
 std::string quote_list(const std::vector<std::string>& v) {
@@ -566,8 +547,8 @@ void check_one_of(const char* key, const std::string& v, const std::vector<std::
 }
 
 void check_ini_string(const char* key, const std::string& v) {
-  if (v.find('#') != std::string::npos || v.find('\n') != std::string::npos ||
-      v.find('\r') != std::string::npos || trim(v) != v) {
+  if (v.find('#') != std::string::npos || v.find('\n') != std::string::npos || v.find('\r') != std::string::npos ||
+      trim(v) != v) {
     fail(
         fmt::format("{} = '{}' cannot be written to the run's INI record; allowed: text without "
                     "'#', line breaks, or leading/trailing spaces.",
@@ -584,8 +565,7 @@ std::vector<std::string> config_keys() { return all_keys(); }
 std::string help_text() {
   const Config def;
   std::string s;
-  s += fmt::format("{} {}: trains ResNets (He et al. 2016) on one or many ranks.\n\n", kProgram,
-                   RN_VERSION);
+  s += fmt::format("{} {}: trains ResNets (He et al. 2016) on one or many ranks.\n\n", kProgram, RN_VERSION);
   s += "Usage:\n";
   s += "  resnet-train [--config FILE] [--section.key=VALUE ...]            train\n";
   s += "  resnet-train [--config FILE] [--section.key=VALUE ...] --summary  print the model and "
@@ -600,8 +580,7 @@ std::string help_text() {
   for (const auto& f : cli_flags()) s += fmt::format("  {:<40} {}\n", f.usage, f.help);
   s += "\nAliases (command line only):\n";
   for (const auto& a : cli_aliases())
-    s += fmt::format("  {:<40} same as --{}={}\n", fmt::format("--{}={}", a.alias, a.metavar),
-                     a.key, a.metavar);
+    s += fmt::format("  {:<40} same as --{}={}\n", fmt::format("--{}={}", a.alias, a.metavar), a.key, a.metavar);
   for (const auto& sec : sections()) {
     s += fmt::format("\n[{}] options:\n", sec);
     for (const auto& o : options()) {
@@ -626,14 +605,14 @@ std::string unwrap(const std::string& v) { return v == kEmptyValue ? std::string
 
 }  // namespace
 
-CliRequest parse_command_line(int argc, const char* const* argv) {
+CliRequest parse_command_line(int argc, const char* const* argv, const std::string& base_ini,
+                              const std::string& base_origin) {
   CliRequest req;
 
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = expand_alias(argv[i]);
-    if (a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' && a.find('=') == a.size() - 1)
-      a += kEmptyValue;
+    if (a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' && a.find('=') == a.size() - 1) a += kEmptyValue;
     args.push_back(std::move(a));
   }
 
@@ -647,15 +626,12 @@ CliRequest parse_command_line(int argc, const char* const* argv) {
   // reported rather than silently matched to some other key.
   po::parsed_options cli_parsed(&all_desc);
   try {
-    const int style =
-        po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-    cli_parsed =
-        po::command_line_parser(args).options(all_desc).style(style).allow_unregistered().run();
+    const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    cli_parsed = po::command_line_parser(args).options(all_desc).style(style).allow_unregistered().run();
   } catch (const po::invalid_command_line_syntax& e) {
     if (e.kind() == po::invalid_command_line_syntax::missing_parameter) {
       const std::string opt = e.get_option_name();
-      fail(fmt::format("option '{}' on the command line has no value; write {}=VALUE ({}).", opt,
-                       opt, kSeeHelp));
+      fail(fmt::format("option '{}' on the command line has no value; write {}=VALUE ({}).", opt, opt, kSeeHelp));
     }
     fail(fmt::format("bad command line: {}; {}.", describe_po_error(e), kSeeHelp));
   } catch (const po::error& e) {
@@ -706,6 +682,27 @@ CliRequest parse_command_line(int argc, const char* const* argv) {
   // 2. Config file: stored after the command line, so command-line values win
   // (program_options keeps the first stored value of each key).
   std::string file_where;
+  // Stores an INI source after the command line (whose values win).
+  auto store_ini = [&](std::istream& in) {
+    po::parsed_options file_parsed(&config_desc);
+    try {
+      file_parsed = po::parse_config_file(in, config_desc, /*allow_unregistered=*/true);
+    } catch (const po::error& e) {
+      fail(fmt::format("{} is not valid INI: {}; expected 'key = value' lines under {} sections.", file_where,
+                       describe_po_error(e), section_names("or")));
+    }
+    if (in.bad()) fail(fmt::format("cannot read {}: read error.", file_where));
+    check_no_unknowns(file_parsed, file_where, /*cli=*/false);
+    try {
+      po::store(file_parsed, vm);
+    } catch (const po::multiple_occurrences& e) {
+      std::string name = e.get_option_name();
+      if (name.rfind("--", 0) == 0) name.erase(0, 2);
+      fail(fmt::format("key '{}' is set more than once in {}; set each key once.", name, file_where));
+    } catch (const po::error& e) {
+      fail(fmt::format("{}: {}.", file_where, describe_po_error(e)));
+    }
+  };
   if (vm.count("config")) {
     const std::string path = unwrap(vm["config"].as<std::string>());
     req.config.config_file = path;
@@ -726,25 +723,11 @@ CliRequest parse_command_line(int argc, const char* const* argv) {
                       "such as configs/resnet50.cfg.",
                       path, err ? std::strerror(err) : "open failed"));
     }
-    po::parsed_options file_parsed(&config_desc);
-    try {
-      file_parsed = po::parse_config_file(in, config_desc, /*allow_unregistered=*/true);
-    } catch (const po::error& e) {
-      fail(fmt::format("{} is not valid INI: {}; expected 'key = value' lines under {} sections.",
-                       file_where, describe_po_error(e), section_names("or")));
-    }
-    if (in.bad()) fail(fmt::format("cannot read {}: read error.", file_where));
-    check_no_unknowns(file_parsed, file_where, /*cli=*/false);
-    try {
-      po::store(file_parsed, vm);
-    } catch (const po::multiple_occurrences& e) {
-      std::string name = e.get_option_name();
-      if (name.rfind("--", 0) == 0) name.erase(0, 2);
-      fail(fmt::format("key '{}' is set more than once in {}; set each key once.", name,
-                       file_where));
-    } catch (const po::error& e) {
-      fail(fmt::format("{}: {}.", file_where, describe_po_error(e)));
-    }
+    store_ini(in);
+  } else if (!base_ini.empty()) {
+    file_where = base_origin;
+    std::istringstream in(base_ini);
+    store_ini(in);
   }
   po::notify(vm);
 
@@ -758,6 +741,11 @@ CliRequest parse_command_line(int argc, const char* const* argv) {
   }
 
   if (vm.count("summary") && vm["summary"].as<bool>()) req.action = CliAction::kSummary;
+  if (vm.count("eval-only") && vm["eval-only"].as<bool>()) {
+    if (req.config.checkpoint.resume.empty() || req.config.checkpoint.resume == "auto")
+      fail("--eval-only needs the checkpoint to evaluate: add --resume PATH (e.g. runs/x/checkpoint.h5).");
+    req.action = CliAction::kEval;
+  }
   validate(req.config);
   return req;
 }
@@ -767,17 +755,15 @@ void validate(const Config& c) {
   ArchSpec spec;
   if (!lookup_arch(c.model.arch, &spec)) {
     const std::string best = closest(c.model.arch, known_arch_names());
-    fail(
-        fmt::format("model.arch = '{}' is not a known architecture; allowed: {}, or any "
-                    "cifar-resnetN / cifar-plainN with N = 6n+2 >= 8 (8, 14, 20, 26, ...){}",
-                    c.model.arch, quote_list(known_arch_names()),
-                    best.empty() ? "." : fmt::format("; did you mean '{}'?", best)));
+    fail(fmt::format(
+        "model.arch = '{}' is not a known architecture; allowed: {}, or any "
+        "cifar-resnetN / cifar-plainN with N = 6n+2 >= 8 (8, 14, 20, 26, ...){}",
+        c.model.arch, quote_list(known_arch_names()), best.empty() ? "." : fmt::format("; did you mean '{}'?", best)));
   }
   if (c.model.num_classes < 2)
     fail(fmt::format("model.num_classes = {} is out of range; must be >= 2.", c.model.num_classes));
   check_one_of("model.shortcut", c.model.shortcut, {"auto", "A", "B", "none"});
-  if (spec.shortcut == ShortcutType::kNone &&
-      (c.model.shortcut == "A" || c.model.shortcut == "B")) {
+  if (spec.shortcut == ShortcutType::kNone && (c.model.shortcut == "A" || c.model.shortcut == "B")) {
     fail(
         fmt::format("model.shortcut = '{}' contradicts model.arch = '{}', a plain network; "
                     "allowed for plain archs: auto, none (use the resnet arch of the same "
@@ -802,31 +788,32 @@ void validate(const Config& c) {
                     c.data.image_size, c.model.arch, min_size));
   }
   if (c.data.synthetic_samples < 1)
-    fail(fmt::format("data.synthetic_samples = {} is out of range; must be >= 1.",
-                     c.data.synthetic_samples));
+    fail(fmt::format("data.synthetic_samples = {} is out of range; must be >= 1.", c.data.synthetic_samples));
   if (c.data.synthetic_noise < 0)
-    fail(fmt::format("data.synthetic_noise = {} is out of range; must be >= 0.",
-                     format_double(c.data.synthetic_noise)));
+    fail(
+        fmt::format("data.synthetic_noise = {} is out of range; must be >= 0.", format_double(c.data.synthetic_noise)));
   if (c.data.val_samples < (c.data.source == "hdf5" ? -1 : 0))
-    fail(fmt::format("data.val_samples = {} is out of range; must be >= 0 (0: no validation){}.",
-                     c.data.val_samples, c.data.source == "hdf5" ? ", or -1 for all of data.val" : ""));
+    fail(fmt::format("data.val_samples = {} is out of range; must be >= 0 (0: no validation){}.", c.data.val_samples,
+                     c.data.source == "hdf5" ? ", or -1 for all of data.val" : ""));
   check_one_of("data.train_augment", c.data.train_augment, {"scale", "inception", "cifar", "center"});
   check_one_of("data.val_augment", c.data.val_augment, {"center", "tencrop"});
   if (c.data.scale_min < 1 || c.data.scale_max < c.data.scale_min)
-    fail(fmt::format("data.scale_min = {}, data.scale_max = {}: need 1 <= scale_min <= scale_max.",
-                     c.data.scale_min, c.data.scale_max));
+    fail(fmt::format("data.scale_min = {}, data.scale_max = {}: need 1 <= scale_min <= scale_max.", c.data.scale_min,
+                     c.data.scale_max));
   if (c.data.source == "hdf5" && c.data.train_augment == "scale" && c.data.scale_min < c.data.image_size)
-    fail(fmt::format("data.scale_min = {} is smaller than data.image_size = {}: the scale augmentation crops "
-                     "image_size from an image whose shorter side is at least scale_min; raise data.scale_min or "
-                     "use data.train_augment = inception.",
-                     c.data.scale_min, c.data.image_size));
+    fail(
+        fmt::format("data.scale_min = {} is smaller than data.image_size = {}: the scale augmentation crops "
+                    "image_size from an image whose shorter side is at least scale_min; raise data.scale_min or "
+                    "use data.train_augment = inception.",
+                    c.data.scale_min, c.data.image_size));
   if (!(c.data.area_min > 0 && c.data.area_min <= 1))
     fail(fmt::format("data.area_min = {} is out of range; must be in (0, 1].", format_double(c.data.area_min)));
   if (c.data.cifar_pad < 0) fail(fmt::format("data.cifar_pad = {} is out of range; must be >= 0.", c.data.cifar_pad));
   if (c.data.val_resize != 0 && c.data.val_resize < c.data.image_size)
-    fail(fmt::format("data.val_resize = {} is smaller than data.image_size = {}; must be >= image_size (or 0: "
-                     "image_size / 0.875).",
-                     c.data.val_resize, c.data.image_size));
+    fail(
+        fmt::format("data.val_resize = {} is smaller than data.image_size = {}; must be >= image_size (or 0: "
+                    "image_size / 0.875).",
+                    c.data.val_resize, c.data.image_size));
   if (!(c.data.lighting >= 0))
     fail(fmt::format("data.lighting = {} is out of range; must be >= 0 (0: off).", format_double(c.data.lighting)));
   if (c.data.mean.size() != 3 || c.data.std.size() != 3 ||
@@ -834,26 +821,22 @@ void validate(const Config& c) {
     fail(fmt::format("data.mean = '{}', data.std = '{}': need 3 values each (R, G, B in pixel/255 units), std > 0.",
                      format_list(c.data.mean), format_list(c.data.std)));
   if (c.data.loader_threads < 0)
-    fail(fmt::format("data.loader_threads = {} is out of range; must be >= 0 (0: automatic).",
-                     c.data.loader_threads));
+    fail(fmt::format("data.loader_threads = {} is out of range; must be >= 0 (0: automatic).", c.data.loader_threads));
   if (c.data.prefetch < 1) fail(fmt::format("data.prefetch = {} is out of range; must be >= 1.", c.data.prefetch));
   if (c.data.max_bad_samples < 0)
     fail(fmt::format("data.max_bad_samples = {} is out of range; must be >= 0.", c.data.max_bad_samples));
 
   // [optim]
   const auto& o = c.optim;
-  if (!(o.lr > 0))
-    fail(fmt::format("optim.lr = {} is out of range; must be > 0.", format_double(o.lr)));
+  if (!(o.lr > 0)) fail(fmt::format("optim.lr = {} is out of range; must be > 0.", format_double(o.lr)));
   if (!(o.momentum >= 0 && o.momentum < 1))
-    fail(fmt::format("optim.momentum = {} is out of range; must be in [0, 1).",
-                     format_double(o.momentum)));
+    fail(fmt::format("optim.momentum = {} is out of range; must be in [0, 1).", format_double(o.momentum)));
   if (o.nesterov && o.momentum == 0)
     fail(
         "optim.nesterov = true needs momentum, but optim.momentum = 0; allowed: "
         "optim.momentum in (0, 1) with nesterov, or optim.nesterov = false.");
   if (!(o.weight_decay >= 0))
-    fail(fmt::format("optim.weight_decay = {} is out of range; must be >= 0.",
-                     format_double(o.weight_decay)));
+    fail(fmt::format("optim.weight_decay = {} is out of range; must be >= 0.", format_double(o.weight_decay)));
   check_one_of("optim.schedule", o.schedule, {"constant", "step", "multistep", "cosine"});
   for (size_t i = 0; i < o.milestones.size(); ++i) {
     if (o.milestones[i] < 0 || (i > 0 && !(o.milestones[i] > o.milestones[i - 1]))) {
@@ -864,21 +847,17 @@ void validate(const Config& c) {
     }
   }
   if (!(o.step_epochs > 0))
-    fail(fmt::format("optim.step_epochs = {} is out of range; must be > 0.",
-                     format_double(o.step_epochs)));
+    fail(fmt::format("optim.step_epochs = {} is out of range; must be > 0.", format_double(o.step_epochs)));
   if (!(o.gamma > 0 && o.gamma <= 1))
-    fail(fmt::format("optim.gamma = {} is out of range; must be in (0, 1].",
-                     format_double(o.gamma)));
-  if (!(o.min_lr >= 0))
-    fail(fmt::format("optim.min_lr = {} is out of range; must be >= 0.", format_double(o.min_lr)));
+    fail(fmt::format("optim.gamma = {} is out of range; must be in (0, 1].", format_double(o.gamma)));
+  if (!(o.min_lr >= 0)) fail(fmt::format("optim.min_lr = {} is out of range; must be >= 0.", format_double(o.min_lr)));
   if (!(o.warmup_epochs >= 0))
     fail(fmt::format("optim.warmup_epochs = {} is out of range; must be >= 0 (0: no warm-up).",
                      format_double(o.warmup_epochs)));
   if (!(o.warmup_start_factor > 0 && o.warmup_start_factor <= 1))
     fail(fmt::format("optim.warmup_start_factor = {} is out of range; must be in (0, 1].",
                      format_double(o.warmup_start_factor)));
-  if (o.base_batch < 1)
-    fail(fmt::format("optim.base_batch = {} is out of range; must be >= 1.", o.base_batch));
+  if (o.base_batch < 1) fail(fmt::format("optim.base_batch = {} is out of range; must be >= 1.", o.base_batch));
   if (!(o.label_smoothing >= 0 && o.label_smoothing < 1))
     fail(fmt::format("optim.label_smoothing = {} is out of range; must be in [0, 1).",
                      format_double(o.label_smoothing)));
@@ -886,8 +865,7 @@ void validate(const Config& c) {
   // [train]
   const auto& t = c.train;
   if (t.batch_size < 1)
-    fail(fmt::format("train.batch_size = {} is out of range; must be >= 1 (images per rank).",
-                     t.batch_size));
+    fail(fmt::format("train.batch_size = {} is out of range; must be >= 1 (images per rank).", t.batch_size));
   if (t.max_steps < 0)
     fail(
         fmt::format("train.max_steps = {} is out of range; must be >= 0 (0: train.epochs "
@@ -898,40 +876,44 @@ void validate(const Config& c) {
         fmt::format("train.epochs = {} is out of range; must be > 0 (or 0 with "
                     "train.max_steps > 0).",
                     format_double(t.epochs)));
-  if (t.log_every < 1)
-    fail(fmt::format("train.log_every = {} is out of range; must be >= 1 (steps).", t.log_every));
+  if (t.log_every < 1) fail(fmt::format("train.log_every = {} is out of range; must be >= 1 (steps).", t.log_every));
   if (t.eval_every_epochs < 1)
-    fail(fmt::format("train.eval_every_epochs = {} is out of range; must be >= 1.",
-                     t.eval_every_epochs));
+    fail(fmt::format("train.eval_every_epochs = {} is out of range; must be >= 1.", t.eval_every_epochs));
   if (t.threads < 0)
     fail(
         fmt::format("train.threads = {} is out of range; must be >= 0 (0: the node's cores "
                     "divided among its ranks).",
                     t.threads));
-  if (t.output_dir.empty())
-    fail("train.output_dir is empty; allowed: a directory path such as runs/demo.");
+  if (t.output_dir.empty()) fail("train.output_dir is empty; allowed: a directory path such as runs/demo.");
   check_ini_string("train.output_dir", t.output_dir);
   if (t.trace_steps < 0)
-    fail(fmt::format("train.trace_steps = {} is out of range; must be >= 0 (0: no trace).",
-                     t.trace_steps));
+    fail(fmt::format("train.trace_steps = {} is out of range; must be >= 0 (0: no trace).", t.trace_steps));
 
   // [comm]
   const auto& m = c.comm;
   check_one_of("comm.allreduce", m.allreduce, {"ring", "mpi"});
   if (!(m.bucket_mb > 0))
-    fail(fmt::format("comm.bucket_mb = {} is out of range; must be > 0 (MiB).",
-                     format_double(m.bucket_mb)));
+    fail(fmt::format("comm.bucket_mb = {} is out of range; must be > 0 (MiB).", format_double(m.bucket_mb)));
   check_one_of("comm.dtype", m.dtype, {"fp32", "bf16", "fp16"});
-  if (m.segment_kb < 1)
-    fail(fmt::format("comm.segment_kb = {} is out of range; must be >= 1 (KiB).", m.segment_kb));
+  if (m.segment_kb < 1) fail(fmt::format("comm.segment_kb = {} is out of range; must be >= 1 (KiB).", m.segment_kb));
   if (!(m.timeout > 0))
-    fail(fmt::format("comm.timeout = {} is out of range; must be > 0 (seconds).",
-                     format_double(m.timeout)));
+    fail(fmt::format("comm.timeout = {} is out of range; must be > 0 (seconds).", format_double(m.timeout)));
   if (m.check_weights_every < 0)
     fail(
         fmt::format("comm.check_weights_every = {} is out of range; must be >= 0 (steps; 0: "
                     "off).",
                     m.check_weights_every));
+
+  // [checkpoint]
+  const CheckpointConfig& k = c.checkpoint;
+  check_ini_string("checkpoint.resume", k.resume);
+  check_ini_string("checkpoint.init_from", k.init_from);
+  if (k.keep < 1) fail(fmt::format("checkpoint.keep = {} is out of range; must be >= 1.", k.keep));
+  if (k.every_steps < 0)
+    fail(fmt::format("checkpoint.every_steps = {} is out of range; must be >= 0 (0: off).", k.every_steps));
+  if (!(k.every_minutes >= 0))
+    fail(fmt::format("checkpoint.every_minutes = {} is out of range; must be >= 0 (0: off).",
+                     format_double(k.every_minutes)));
 }
 
 std::string to_ini(const Config& c) {

@@ -78,14 +78,14 @@ struct DataConfig {
   // hdf5 validation: center (resize the shorter side to val_resize, centre
   // crop) | tencrop (the 10-crop average of He et al. Sec. 3.4).
   std::string val_augment = "center";
-  int scale_min = 256;   // scale: shorter-side range, pixels
+  int scale_min = 256;  // scale: shorter-side range, pixels
   int scale_max = 480;
   double area_min = 0.08;  // inception: smallest crop, fraction of the image area, in (0, 1]
   int cifar_pad = 4;       // cifar: black border, pixels (>= 0)
   // Shorter side before the validation crop, pixels; 0: image_size / 0.875
   // rounded (256 for 224). Must be >= image_size.
   int val_resize = 0;
-  bool flip = true;        // random horizontal flip in training
+  bool flip = true;  // random horizontal flip in training
   // AlexNet PCA colour lighting std-dev (>= 0; 0: off; fb.resnet.torch: 0.1).
   double lighting = 0;
   // Per-channel RGB mean and std-dev in pixel/255 units (3 values each).
@@ -145,8 +145,11 @@ struct TrainConfig {
   int batch_size = 64;
   // Training length in epochs (> 0 unless max_steps > 0; may be fractional).
   double epochs = 4;
-  // Stop after this many optimizer steps (>= 0; 0: epochs decide). When
-  // both are set, whichever comes first ends training.
+  // Stop after this many optimizer steps (>= 0; 0: epochs decide), counted
+  // from the start of the run (a resumed run continues the count). When
+  // both are set, whichever comes first ends training; the learning-rate
+  // schedule still spans train.epochs, so a run split into several jobs
+  // follows the schedule of one long run.
   int64_t max_steps = 0;
   // Log training loss/throughput every this many steps (>= 1).
   int log_every = 10;
@@ -192,12 +195,34 @@ struct CommConfig {
   friend bool operator==(const CommConfig&, const CommConfig&) = default;
 };
 
+// Checkpoints (docs/CHECKPOINT.md): where a run starts from and how often
+// it saves. Files are <train.output_dir>/checkpoint-<step>.h5, and
+// checkpoint.h5 links to the newest.
+struct CheckpointConfig {
+  // Continue a run: "" (start fresh), "auto" (the newest complete checkpoint
+  // in train.output_dir, or start fresh when there is none) or a checkpoint
+  // path. Restores weights, optimizer state, step, schedule and data cursor.
+  std::string resume;
+  // Start from a checkpoint's weights only (a new run: step 0, fresh
+  // optimizer); a different model.num_classes keeps a fresh classifier.
+  std::string init_from;
+  // Complete checkpoints kept in train.output_dir, newest first (>= 1).
+  int keep = 3;
+  // Save every this many steps (>= 0; 0: off).
+  int64_t every_steps = 0;
+  // Save when this many minutes have passed since the last save (>= 0; 0: off).
+  double every_minutes = 30;
+
+  friend bool operator==(const CheckpointConfig&, const CheckpointConfig&) = default;
+};
+
 struct Config {
   ModelConfig model;
   DataConfig data;
   OptimConfig optim;
   TrainConfig train;
   CommConfig comm;
+  CheckpointConfig checkpoint;
   // Path given with --config ("" when none). Not an INI key.
   std::string config_file;
 
@@ -207,6 +232,7 @@ struct Config {
 enum class CliAction {
   kTrain,    // run training with `config`
   kSummary,  // --summary: print the architecture table of `config` and exit
+  kEval,     // --eval-only: evaluate checkpoint.resume on data.val and exit
   kHelp,     // --help: print help_text and exit 0
   kVersion,  // --version: print help_text (the version line) and exit 0
 };
@@ -225,7 +251,12 @@ struct CliRequest {
 // applies command-line overrides and calls validate(). Throws rn::UserError
 // with a one-paragraph message naming the key, where it came from and what is
 // allowed (unknown keys get a "did you mean" suggestion).
-CliRequest parse_command_line(int argc, const char* const* argv);
+//
+// base_ini: the configuration to start from when no --config is given (the
+// text a checkpoint stores, so `--resume PATH` alone continues that run);
+// base_origin names it in messages.
+CliRequest parse_command_line(int argc, const char* const* argv, const std::string& base_ini = "",
+                              const std::string& base_origin = "");
 
 // Checks ranges and cross-field rules; throws rn::UserError naming the key
 // and the allowed values. parse_command_line calls it.

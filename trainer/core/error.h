@@ -27,6 +27,14 @@ class UserError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A UserError that every rank raises together, after agreeing on it with a
+// collective: the job can end with a normal MPI shutdown (each rank prints
+// its own reason) instead of MPI_Abort, which may kill a rank before it speaks.
+class AgreedError : public UserError {
+ public:
+  using UserError::UserError;
+};
+
 class InternalError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

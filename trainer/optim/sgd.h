@@ -22,6 +22,9 @@ class Sgd {
   Sgd(Backend& be, ParamStore& params, const SgdOptions& opt);
   // One update with learning rate lr (per step; schedules live elsewhere).
   void step(float lr);
+  // The momentum buffers, flat in ParamStore layout (PyTorch's
+  // momentum_buffer of each parameter at its offset); checkpoints save it.
+  Tensor& velocity() { return velocity_; }
 
  private:
   struct Run {

@@ -25,6 +25,36 @@ void raise_open_file_limit() {
   }
 }
 
+std::unique_ptr<data::Loader> make_loader(const Config& cfg, const std::string& key, const std::string& dir, bool train,
+                                          int rank, int world, int local_size) {
+  const DataConfig& d = cfg.data;
+  data::LoaderOptions o;
+  o.dir = dir;
+  o.what = key;
+  o.plan.batch_size = cfg.train.batch_size;
+  o.plan.rank = rank;
+  o.plan.world = world;
+  o.plan.train = train;
+  o.plan.seed = cfg.train.seed;
+  o.plan.limit = train || d.val_samples < 0 ? 0 : d.val_samples;
+  o.augment = augment_options(d, train ? d.train_augment : d.val_augment);
+  o.num_classes = cfg.model.num_classes;
+  o.threads = d.loader_threads > 0 ? d.loader_threads
+                                   : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, local_size));
+  o.prefetch = d.prefetch;
+  o.max_bad_samples = d.max_bad_samples;
+  return std::make_unique<data::Loader>(o);
+}
+
+std::string describe(const data::Loader& l, const std::string& key, const std::string& dir, const std::string& aug,
+                     int threads) {
+  const auto& m = l.manifest();
+  return fmt::format("{} = {}: {} images, {} classes, {} shard(s); {} per epoch, augmentation {}, {} loader thread(s)",
+                     key, dir, m.total_samples, m.num_classes, m.shards.size(), l.samples_per_epoch(), aug, threads);
+}
+
+}  // namespace
+
 data::AugmentOptions augment_options(const DataConfig& d, const std::string& kind) {
   data::AugmentOptions a;
   a.kind = data::parse_augment_kind(kind, "data augmentation");
@@ -42,37 +72,6 @@ data::AugmentOptions augment_options(const DataConfig& d, const std::string& kin
   }
   return a;
 }
-
-std::unique_ptr<data::Loader> make_loader(const Config& cfg, const std::string& key, const std::string& dir,
-                                          bool train, int rank, int world, int local_size) {
-  const DataConfig& d = cfg.data;
-  data::LoaderOptions o;
-  o.dir = dir;
-  o.what = key;
-  o.plan.batch_size = cfg.train.batch_size;
-  o.plan.rank = rank;
-  o.plan.world = world;
-  o.plan.train = train;
-  o.plan.seed = cfg.train.seed;
-  o.plan.limit = train || d.val_samples < 0 ? 0 : d.val_samples;
-  o.augment = augment_options(d, train ? d.train_augment : d.val_augment);
-  o.num_classes = cfg.model.num_classes;
-  o.threads = d.loader_threads > 0
-                  ? d.loader_threads
-                  : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, local_size));
-  o.prefetch = d.prefetch;
-  o.max_bad_samples = d.max_bad_samples;
-  return std::make_unique<data::Loader>(o);
-}
-
-std::string describe(const data::Loader& l, const std::string& key, const std::string& dir, const std::string& aug,
-                     int threads) {
-  const auto& m = l.manifest();
-  return fmt::format("{} = {}: {} images, {} classes, {} shard(s); {} per epoch, augmentation {}, {} loader thread(s)",
-                     key, dir, m.total_samples, m.num_classes, m.shards.size(), l.samples_per_epoch(), aug, threads);
-}
-
-}  // namespace
 
 DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_size) {
   DataStreams s;
@@ -97,6 +96,7 @@ DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_
   raise_open_file_limit();
   auto train = make_loader(cfg, "data.train", d.train, true, rank, world, local_size);
   s.description = "data: " + describe(*train, "data.train", d.train, d.train_augment, train->threads());
+  s.class_names = train->manifest().class_names;
   s.train = std::move(train);
   if (!d.val.empty() && d.val_samples != 0) {
     auto val = make_loader(cfg, "data.val", d.val, false, rank, world, local_size);

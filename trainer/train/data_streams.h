@@ -4,7 +4,9 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "data/augment.h"
 #include "data/batch_stream.h"
 #include "trainer/config/config.h"
 
@@ -14,7 +16,12 @@ struct DataStreams {
   std::unique_ptr<data::BatchStream> train;
   std::unique_ptr<data::BatchStream> val;  // null: no validation
   std::string description;                 // one log line per stream
+  std::vector<std::string> class_names;    // index = label; empty for synthetic data
 };
+
+// The augmentation `kind` (data.train_augment / data.val_augment values) with
+// the image size, resize, normalisation and flip settings of `d`.
+data::AugmentOptions augment_options(const DataConfig& d, const std::string& kind);
 
 // rank/world: this rank among the data-parallel ranks; local_size: ranks on
 // this node, which share its cores among their loader threads. Throws

@@ -4,27 +4,35 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cmath>
-#include <filesystem>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <optional>
 #include <thread>
 
 #include "comm/allreduce.h"
-#include "trainer/checkpoint/checkpoint_writer.h"
+#include "data/train_progress.h"
+#include "trainer/checkpoint/checkpoint_dir.h"
+#include "trainer/checkpoint/checkpoint_reader.h"
 #include "trainer/core/error.h"
 #include "trainer/model/resnet.h"
 #include "trainer/nn/softmax_cross_entropy.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/optim/sgd.h"
-#include "trainer/train/metrics_writer.h"
+#include "trainer/train/checkpointer.h"
 #include "trainer/train/data_parallel.h"
 #include "trainer/train/data_streams.h"
 #include "trainer/train/evaluator.h"
+#include "trainer/train/metrics_writer.h"
+#include "trainer/train/model_setup.h"
 #include "trainer/train/run_log.h"
+#include "trainer/train/run_start.h"
+#include "trainer/train/startup.h"
 #include "trainer/train/step_trace.h"
 
 namespace rn {
@@ -48,20 +56,6 @@ struct StopSignals {
   void (*prev_term_)(int);
 };
 
-struct Model {
-  ArchSpec arch;
-  ShortcutType shortcut;
-};
-
-Model resolve_model(const ModelConfig& m) {
-  Model r;
-  if (!lookup_arch(m.arch, &r.arch)) throw UserError("config error: model.arch = '" + m.arch + "' is not known");
-  r.shortcut = r.arch.shortcut;
-  if (m.shortcut != "auto" && !parse_shortcut(m.shortcut, &r.shortcut))
-    throw UserError("config error: model.shortcut = '" + m.shortcut + "'; allowed: auto, A, B, none");
-  return r;
-}
-
 std::string format_duration(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
   return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60) : fmt::format("{}m{:02}s", s / 60, s % 60);
@@ -83,7 +77,7 @@ struct FaultInjection {
     char k[16] = {0};
     long long st = 0;
     if (std::sscanf(e, "%d:%lld:%15s", &rank, &st, k) != 3)
-      throw UserError("RN_TEST_FAULT must be RANK:STEP:throw|backward|hang");
+      throw UserError("RN_TEST_FAULT must be RANK:STEP:throw|backward|hang|ckptkill");
     step = st;
     kind = k;
   }
@@ -94,17 +88,47 @@ struct FaultInjection {
     if ((kind == "throw" && where == Where::kStart) || (kind == "backward" && where == Where::kBackward))
       throw InternalError(fmt::format("injected test fault on rank {} at step {}", my_rank, s));
   }
+  // The checkpoint writer's progress callback for step s.
+  std::function<void(int)> checkpoint_hook(int my_rank, int64_t s, int datasets) const {
+    if (kind != "ckptkill" || my_rank != rank || s != step) return {};
+    return [datasets](int written) {
+      if (written == datasets / 2) std::raise(SIGKILL);
+    };
+  }
+};
+
+int64_t first_step_if_resumed(const RunStart& s) { return s.resume ? s.resume->state.step : -1; }
+
+// RN_SAMPLE_LOG=PREFIX: every rank appends "epoch index" for each training
+// sample it uses to PREFIX.rank<R> (auditing the data order; the resume
+// tests check that no sample repeats within an epoch).
+class SampleLog {
+ public:
+  explicit SampleLog(int rank) {
+    if (const char* p = std::getenv("RN_SAMPLE_LOG"))
+      out_.open(std::string(p) + ".rank" + std::to_string(rank), std::ios::app);
+  }
+  void add(const data::Batch& b) {
+    if (!out_.is_open()) return;
+    for (int64_t i = 0; i < b.n; ++i) out_ << b.at.epoch << ' ' << b.indices[i] << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
 };
 
 }  // namespace
 
 void print_summary(const Config& cfg) {
-  const Model m = resolve_model(cfg.model);
+  const ModelChoice m = resolve_model(cfg.model);
   auto be = make_cpu_backend(cfg.train.threads);
   ResNet net(*be, m.arch, cfg.model.num_classes, m.shortcut);
   const int64_t size = cfg.data.image_size;
   fmt::print("{} ({} classes, {}x{} input, shortcut {})\n", m.arch.name, cfg.model.num_classes, size, size,
-             m.shortcut == ShortcutType::kProjection ? "B" : m.shortcut == ShortcutType::kPadIdentity ? "A" : "none");
+             m.shortcut == ShortcutType::kProjection    ? "B"
+             : m.shortcut == ShortcutType::kPadIdentity ? "A"
+                                                        : "none");
   fmt::print("{:<12} {:<20} {:<18} {:>12} {:>16}\n", "layer", "kind", "output", "params", "mult-adds");
   int64_t params = 0, macs = 0;
   for (const auto& r : net.summary(size)) {
@@ -119,7 +143,7 @@ void print_summary(const Config& cfg) {
 }
 
 TrainResult run_training(const Config& cfg, comm::Communicator* world, int local_size) {
-  const Model m = resolve_model(cfg.model);
+  const ModelChoice m = resolve_model(cfg.model);
   const auto& t = cfg.train;
   const int rank = world ? world->rank() : 0;
   const int world_size = world ? world->size() : 1;
@@ -142,29 +166,55 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
   };
   const FaultInjection fault;
 
-  // Ranks sharing a node share its cores unless train.threads says otherwise.
-  int threads = t.threads;
-  if (threads == 0 && local_size > 1)
-    threads = std::max(1, int(std::thread::hardware_concurrency()) / local_size);
-  auto be = make_cpu_backend(threads);
+  auto be = make_cpu_backend(threads_per_rank(t.threads, local_size));
   ResNet model(*be, m.arch, cfg.model.num_classes, m.shortcut);
   model.initialize(t.seed, cfg.model.zero_init_residual);
   if (cfg.model.frozen_bn) model.set_frozen_bn(true);
+  Sgd opt(*be, model.params(),
+          SgdOptions{float(cfg.optim.momentum), cfg.optim.nesterov, float(cfg.optim.weight_decay),
+                     cfg.optim.no_decay_bn_bias});
+  const int64_t global_batch = int64_t(t.batch_size) * world_size;
 
-  // Open the datasets on every rank, then agree: a rank that cannot (a path
-  // missing on its node, say) must not leave the others waiting for it.
+  // Everything that reads files happens on every rank before training; then
+  // the ranks agree, so that a rank that cannot (a path missing on its node, a
+  // damaged checkpoint) does not leave the others waiting for it.
   DataStreams data;
-  {
-    std::string error;
-    try {
-      data = make_data_streams(cfg, rank, world_size, local_size);
-    } catch (const UserError& e) {
-      error = e.what();
+  RunStart start;
+  std::vector<std::string> notes;
+  agree_on_startup(world, [&] {
+    start = resolve_run_start(cfg);
+    notes = start.notes;
+    data = make_data_streams(cfg, rank, world_size, local_size);
+    if (start.resume) {
+      for (auto& n : check_resumable(cfg, *start.resume, data.train->epoch_size())) notes.push_back(std::move(n));
+      load_model_weights(*start.resume, model, *be, WeightMatch::kExact);
+      load_momentum(*start.resume, model.params(), opt.velocity(), *be);
+    } else if (start.init_from) {
+      const auto kept = load_model_weights(*start.init_from, model, *be, WeightMatch::kAllowNewClassifier);
+      notes.push_back(fmt::format("initialised from the weights of {} ({}, {} classes){}", start.init_from->path,
+                                  start.init_from->arch, start.init_from->num_classes,
+                                  kept.empty() ? "" : "; the classifier (fc) is new: its size differs"));
     }
-    int64_t failed = error.empty() ? 0 : 1;
-    if (world && world_size > 1) world->allreduce_max(&failed, 1, "dataset check");
-    if (!error.empty()) throw UserError(error);
-    if (failed) throw UserError("another rank could not open its dataset (its message says why); stopping");
+  });
+  const int64_t epoch_size = data.train->epoch_size();
+  data::DataCursor cursor{0, 0};
+  int64_t first_step = 0;
+  if (start.resume) {
+    const auto& st = start.resume->state;
+    first_step = st.step;
+    cursor = data::normalize_train_cursor(st.cursor, epoch_size, global_batch);
+    // Every rank must have read the same checkpoint (a shared output directory).
+    int64_t seen[2] = {first_step, -first_step};
+    if (world && world_size > 1) world->allreduce_max(seen, 2, "resume agreement");
+    if (seen[0] != -seen[1])
+      throw AgreedError("ranks resumed from different checkpoints: train.output_dir must be one shared directory");
+  }
+
+  // Checkpoints newer than where this run starts belong to a run it
+  // replaces: set them aside so that --resume auto cannot pick them later.
+  if (lead) {
+    const std::string aside = set_aside_checkpoints(t.output_dir, first_step_if_resumed(start));
+    if (!aside.empty()) notes.push_back("moved newer checkpoints of a replaced run to " + aside);
   }
 
   std::optional<DataParallel> dp;
@@ -183,14 +233,16 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
   // communication thread still exists: unwinding first would wait for a
   // bucket whose peers may never answer.
   try {
-    const int64_t global_batch = int64_t(t.batch_size) * world_size;
-    Sgd opt(*be, model.params(),
-            SgdOptions{float(cfg.optim.momentum), cfg.optim.nesterov, float(cfg.optim.weight_decay),
-                       cfg.optim.no_decay_bn_bias});
-    const int64_t steps_per_epoch = data.train->batches_per_epoch();
-    int64_t total_steps = static_cast<int64_t>(std::ceil(cfg.train.epochs * double(steps_per_epoch)));
-    if (t.max_steps > 0 && (cfg.train.epochs <= 0 || t.max_steps < total_steps)) total_steps = t.max_steps;
-    const double total_epochs = double(total_steps) / double(steps_per_epoch);
+    const int64_t steps_per_epoch = epoch_size / global_batch;
+    // The run ends when the data position reaches train.epochs, or at
+    // train.max_steps (counted from the start of the original run).
+    int64_t total_steps = t.epochs > 0
+                              ? first_step + data::train_steps_until(cursor, t.epochs, epoch_size, global_batch)
+                              : std::numeric_limits<int64_t>::max();
+    if (t.max_steps > 0) total_steps = std::min(total_steps, t.max_steps);
+    // The schedule's horizon is train.epochs, whatever max_steps cuts off, so
+    // a run split into jobs follows the same schedule as one long run.
+    const double total_epochs = t.epochs > 0 ? t.epochs : double(t.max_steps) / double(steps_per_epoch);
     LrScheduleOptions so;
     so.base_lr = cfg.optim.linear_scaling ? scaled_lr(cfg.optim.lr, global_batch, cfg.optim.base_batch) : cfg.optim.lr;
     so.kind = cfg.optim.schedule;
@@ -202,6 +254,20 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     so.warmup_epochs = cfg.optim.warmup_epochs;
     so.warmup_start_factor = cfg.optim.warmup_start_factor;
     const LrSchedule schedule(so);
+
+    TrainState run_state;
+    run_state.base_lr = so.base_lr;
+    run_state.lr_schedule = so.kind;
+    run_state.world_size = world_size;
+    run_state.batch_size = t.batch_size;
+    run_state.seed = t.seed;
+    run_state.epoch_size = epoch_size;
+    run_state.config_ini = to_ini(cfg);
+    run_state.class_names = data.class_names;
+    run_state.program_version = RN_VERSION;
+    Checkpointer checkpointer(cfg.checkpoint, t.output_dir, run_state, model, *be, opt.velocity(), world,
+                              dp ? &*dp : nullptr);
+    const int datasets_per_checkpoint = int(2 * model.params().params().size() + model.params().buffers().size());
 
     Tensor input = be->allocate(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size}, Layout::kNCHW);
     std::optional<Evaluator> evaluator;
@@ -220,12 +286,19 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
                       cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
                       cfg.comm.overlap ? "on" : "off"));
     say(data.description);
-    say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps, total_epochs,
-                    steps_per_epoch, so.base_lr, so.kind, t.output_dir));
+    for (const auto& n : notes) say(n);
+    if (start.resume)
+      say(fmt::format("resuming {} at step {}, epoch {} sample {} (saved by {} rank(s) x batch {})", start.resume->path,
+                      first_step, cursor.epoch, cursor.sample, start.resume->state.world_size,
+                      start.resume->state.batch_size));
+    say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps,
+                    t.epochs > 0 ? t.epochs : total_epochs, steps_per_epoch, so.base_lr, so.kind, t.output_dir));
 
+    SampleLog sample_log(rank);
     StopSignals signals;
     ProgressLine progress;
     TrainResult result;
+    result.steps = first_step;
     using clock = std::chrono::steady_clock;
     const auto t_start = clock::now();
     auto t_window = t_start;
@@ -234,19 +307,22 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     // seconds waiting for data, scored images, skipped images.
     double window[6] = {0, 0, 0, 0, 0, 0};
     int64_t window_steps = 0;
-    int last_eval_epoch = 0;
+    std::string last_checkpoint;
+    if (first_step >= total_steps)
+      say(fmt::format("nothing to train: the checkpoint is at step {} and the run ends at step {}", first_step,
+                      total_steps));
 
-    data.train->start({0, 0});
-    for (int64_t step = 0; step < total_steps; ++step) {
+    data.train->start(cursor);
+    for (int64_t step = first_step; step < total_steps; ++step) {
       fault.at(FaultInjection::Where::kStart, rank, step + 1);
-      const bool tracing = lead && step < t.trace_steps;
+      const bool tracing = lead && step - first_step < t.trace_steps;
       const double t0 = comm::GradientSync::now();
-      const double epoch = double(step) / double(steps_per_epoch);
-      const double lr = schedule.at(epoch);
+      const double lr = schedule.at(data::epoch_position(cursor, epoch_size, global_batch));
       const double wait_before = data.train->wait_seconds();
       const data::Batch& batch = data.train->next();
       const double data_wait = data.train->wait_seconds() - wait_before;
       warn(batch.warnings);
+      sample_log.add(batch);
       be->from_host(batch.images, input);
       const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), batch.labels);
       const double t1 = comm::GradientSync::now();
@@ -257,18 +333,21 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       const double exposed = dp ? dp->finish_backward() : 0.0;
       const double t3 = comm::GradientSync::now();
       opt.step(float(lr));
+      const int64_t done = step + 1;
       if (tracing) {
-        trace.span("data+forward+loss", step + 1, t0, t1);
-        trace.span("backward", step + 1, t1, t2);
-        trace.span("wait for gradients", step + 1, t2, t3);
-        trace.span("optimizer", step + 1, t3, comm::GradientSync::now());
-        if (dp) trace.buckets(step + 1, dp->bucket_timings());
-        if (step + 1 == t.trace_steps || step + 1 == total_steps)
+        trace.span("data+forward+loss", done, t0, t1);
+        trace.span("backward", done, t1, t2);
+        trace.span("wait for gradients", done, t2, t3);
+        trace.span("optimizer", done, t3, comm::GradientSync::now());
+        if (dp) trace.buckets(done, dp->bucket_timings());
+        if (done - first_step == t.trace_steps || done == total_steps)
           trace.write((fs::path(t.output_dir) / "trace.json").string());
       }
       if (!std::isfinite(lr_res.loss))
-        throw UserError(fmt::format("training diverged at step {}: loss is {}. Lower optim.lr (now {}) or add warm-up "
-                                    "(optim.warmup_epochs).", step + 1, lr_res.loss, lr));
+        throw UserError(
+            fmt::format("training diverged at step {}: loss is {}. Lower optim.lr (now {}) or add warm-up "
+                        "(optim.warmup_epochs).",
+                        done, lr_res.loss, lr));
       window[0] += lr_res.loss;
       window[1] += double(lr_res.correct);
       window[2] += exposed;
@@ -276,15 +355,18 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       window[4] += double(lr_res.counted);
       window[5] += double(batch.skipped);
       ++window_steps;
-      result.steps = step + 1;
-      if (dp && cfg.comm.check_weights_every > 0 && (step + 1) % cfg.comm.check_weights_every == 0)
-        dp->check_weights(step + 1);
+      result.steps = done;
+      if (dp && cfg.comm.check_weights_every > 0 && done % cfg.comm.check_weights_every == 0) dp->check_weights(done);
+      const data::DataCursor next = data.train->cursor();
+      const double ep = data::epoch_position(next, epoch_size, global_batch);
 
-      // Every rank must stop at the same step: agree on the stop flag.
-      int64_t stop_sig = g_stop_signal.load();
-      if (world && world_size > 1) world->allreduce_max(&stop_sig, 1, "stop-signal agreement");
-      const bool last = step + 1 == total_steps;
-      if ((step + 1) % t.log_every == 0 || last || stop_sig) {
+      // Every rank must stop, and save, at the same step: agree on the stop
+      // flag and on rank 0's checkpoint clock.
+      int64_t flags[2] = {g_stop_signal.load(), lead && checkpointer.due_by_time() ? 1 : 0};
+      if (world && world_size > 1) world->allreduce_max(flags, 2, "stop-signal agreement");
+      const int64_t stop_sig = flags[0];
+      const bool last = done == total_steps;
+      if (done % t.log_every == 0 || last || stop_sig) {
         be->synchronize();
         if (world && world_size > 1) world->allreduce_sum(window, 6, "training metrics");
         const auto now = clock::now();
@@ -295,37 +377,38 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
         result.final_top1 = window[1] / std::max(window[4], 1.0);
         const double exposed_ms = 1e3 * window[2] / double(window_steps * world_size);
         const double wait_ms = 1e3 * window[3] / double(window_steps * world_size);
-        const double ep = double(step + 1) / double(steps_per_epoch);
         if (metrics) {
-          nlohmann::json rec = {{"type", "train"}, {"step", step + 1}, {"epoch", ep}, {"loss", result.final_loss},
-                                {"top1", result.final_top1}, {"lr", lr}, {"images_per_sec", ips},
-                                {"elapsed_sec", elapsed}, {"ranks", world_size}, {"data_wait_ms", wait_ms}};
+          nlohmann::json rec = {{"type", "train"},
+                                {"step", done},
+                                {"epoch", ep},
+                                {"loss", result.final_loss},
+                                {"top1", result.final_top1},
+                                {"lr", lr},
+                                {"images_per_sec", ips},
+                                {"elapsed_sec", elapsed},
+                                {"ranks", world_size},
+                                {"data_wait_ms", wait_ms}};
           if (window[5] > 0) rec["skipped_images"] = window[5];
           if (dp && world_size > 1) rec["comm_exposed_ms"] = exposed_ms;  // mean per step and rank
           metrics->write(rec);
         }
-        const double eta = elapsed / double(step + 1) * double(total_steps - step - 1);
+        const double eta = elapsed / double(done - first_step) * double(total_steps - done);
         if (lead)
           progress.update(fmt::format(
               "step {}/{}  epoch {:.2f}  loss {:.4f}  top1 {:.3f}  lr {:.4g}  {:.1f} img/s  data {:.0f}%{}  ETA {}",
-              step + 1, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
+              done, total_steps, ep, result.final_loss, result.final_top1, lr, ips,
               100.0 * window[3] / std::max(dt * world_size, 1e-9),
               world_size > 1 ? fmt::format("  comm {:.1f} ms", exposed_ms) : "", format_duration(eta)));
         std::fill(std::begin(window), std::end(window), 0.0);
         window_steps = 0;
         t_window = clock::now();
       }
-      if (stop_sig) {
-        if (lead) progress.finish();
-        result.interrupted = true;
-        result.signal = int(stop_sig);
-        say(fmt::format("received signal {} at step {}: saving a checkpoint and stopping", stop_sig, step + 1));
-        break;
-      }
-      const int epoch_done = static_cast<int>((step + 1) / steps_per_epoch);
-      const bool epoch_end = (step + 1) % steps_per_epoch == 0;
-      if (evaluator && ((epoch_end && epoch_done - last_eval_epoch >= t.eval_every_epochs) || last)) {
-        last_eval_epoch = epoch_done;
+      // Validate when an epoch that is a multiple of train.eval_every_epochs
+      // is complete, and at the end (a function of the cursor, so a resumed
+      // run validates where the uninterrupted one would).
+      const bool epoch_done = next.epoch > cursor.epoch && next.epoch % t.eval_every_epochs == 0;
+      cursor = next;
+      if (evaluator && !stop_sig && (epoch_done || last)) {
         if (dp) dp->average_buffers();  // every rank evaluates with the same BN statistics
         std::vector<std::string> warnings;
         const EvalResult ev = evaluator->run(model, *data.val, world, &warnings);
@@ -333,29 +416,47 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
         result.val_top1 = ev.top1;
         if (lead) progress.finish();
         say(fmt::format("validation after step {} (epoch {:.2f}): loss {:.4f}, top1 {:.4f}, top5 {:.4f} on {} images{}",
-                        step + 1, double(step + 1) / double(steps_per_epoch), ev.loss, ev.top1, ev.top5, ev.images,
+                        done, ep, ev.loss, ev.top1, ev.top5, ev.images,
                         ev.skipped ? fmt::format(" ({} corrupt skipped)", ev.skipped) : ""));
         if (metrics)
-          metrics->write({{"type", "eval"}, {"step", step + 1}, {"epoch", double(step + 1) / double(steps_per_epoch)},
-                          {"val_loss", ev.loss}, {"val_top1", ev.top1}, {"val_top5", ev.top5},
+          metrics->write({{"type", "eval"},
+                          {"step", done},
+                          {"epoch", ep},
+                          {"val_loss", ev.loss},
+                          {"val_top1", ev.top1},
+                          {"val_top5", ev.top5},
                           {"val_images", ev.images}});
+      }
+      if (stop_sig || last || checkpointer.due_by_steps(done) || flags[1]) {
+        const double t_save = comm::GradientSync::now();
+        last_checkpoint =
+            checkpointer.save(done, cursor, ep, lr, fault.checkpoint_hook(rank, done, datasets_per_checkpoint));
+        if (lead) {
+          progress.finish();
+          std::error_code ec;
+          const auto bytes = fs::file_size(last_checkpoint, ec);
+          say(fmt::format("checkpoint {} (step {}, epoch {:.2f}): {:.1f} MB in {:.2f} s", last_checkpoint, done, ep,
+                          ec ? 0.0 : double(bytes) / 1e6, comm::GradientSync::now() - t_save));
+        }
+      }
+      if (stop_sig) {
+        if (lead) progress.finish();
+        result.interrupted = true;
+        result.signal = int(stop_sig);
+        say(fmt::format("received signal {} at step {}: saved {} and stopping", stop_sig, done, last_checkpoint));
+        break;
       }
     }
     if (lead) progress.finish();
-    if (dp) dp->average_buffers();
-    const std::string ckpt = (fs::path(t.output_dir) / "checkpoint.h5").string();
-    if (lead)
-      save_checkpoint(ckpt, model, *be,
-                      CheckpointMeta{result.steps, double(result.steps) / double(steps_per_epoch), to_ini(cfg)});
     const double secs = std::chrono::duration<double>(clock::now() - t_start).count();
-    say(fmt::format("{} after {} steps in {}: train loss {:.4f}, train top1 {:.4f}{}; checkpoint {}",
+    say(fmt::format("{} after {} steps in {}: train loss {:.4f}, train top1 {:.4f}{}{}",
                     result.interrupted ? "stopped" : "finished", result.steps, format_duration(secs), result.final_loss,
                     result.final_top1, result.val_top1 >= 0 ? fmt::format(", val top1 {:.4f}", result.val_top1) : "",
-                    ckpt));
+                    last_checkpoint.empty() ? "" : "; checkpoint " + last_checkpoint));
     if (world && world_size > 1) world->barrier("end of training");  // rank 0's checkpoint is on disk
     return result;
   } catch (const std::exception& e) {
-    if (world && world_size > 1) comm::abort_job_on(e);
+    if (world && world_size > 1 && !dynamic_cast<const AgreedError*>(&e)) comm::abort_job_on(e);
     throw;
   }
 }

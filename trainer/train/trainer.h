@@ -3,6 +3,7 @@
 #pragma once
 
 #include "trainer/config/config.h"
+#include "trainer/train/evaluator.h"
 
 namespace rn::comm {
 class Communicator;
@@ -12,10 +13,10 @@ namespace rn {
 
 struct TrainResult {
   int64_t steps = 0;
-  double final_loss = 0;      // mean training loss of the last logging window
-  double final_top1 = 0;      // training top-1 of the last logging window, in [0, 1]
-  double val_top1 = -1;       // last validation top-1, -1 when none ran
-  bool interrupted = false;   // stopped early by SIGINT/SIGTERM
+  double final_loss = 0;     // mean training loss of the last logging window
+  double final_top1 = 0;     // training top-1 of the last logging window, in [0, 1]
+  double val_top1 = -1;      // last validation top-1, -1 when none ran
+  bool interrupted = false;  // stopped early by SIGINT/SIGTERM
   int signal = 0;
 };
 
@@ -24,6 +25,11 @@ struct TrainResult {
 // local_size: ranks on this node, which share its cores when train.threads
 // is 0. Only rank 0 prints and writes files; the result is the same on all.
 TrainResult run_training(const Config& cfg, comm::Communicator* world = nullptr, int local_size = 1);
+
+// --eval-only: evaluates the checkpoint cfg.checkpoint.resume on data.val
+// (every sample once across ranks); rank 0 prints the result and appends an
+// "eval" record to <train.output_dir>/metrics.jsonl.
+EvalResult evaluate_checkpoint(const Config& cfg, comm::Communicator* world = nullptr, int local_size = 1);
 
 // Prints the architecture table of cfg.model (and data.image_size) to stdout.
 void print_summary(const Config& cfg);

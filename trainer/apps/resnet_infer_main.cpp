@@ -1,0 +1,137 @@
+// resnet-infer: classify images with a checkpoint of resnet-train (or one
+// made by tools/import_torch.py).
+//
+//   resnet-infer --checkpoint CK [--classes DATASET] [--top K] [--json] IMAGE...
+//   resnet-infer --checkpoint CK --input X.h5 --output Y.h5 [--batch N]
+//
+// JPEG images are preprocessed as the run's validation images (centre crop
+// of its data.* settings); HDF5 input is used as given. Exit codes: 0 done,
+// 2 user error (the message says what to fix), 1 internal error.
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "trainer/core/error.h"
+#include "trainer/infer/batch_inference.h"
+#include "trainer/infer/checkpoint_model.h"
+#include "trainer/infer/image_input.h"
+#include "trainer/infer/predictions.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: resnet-infer --checkpoint CK [--classes DATASET] [--top K] [--json] IMAGE...\n"
+    "       resnet-infer --checkpoint CK --input X.h5 --output Y.h5 [--batch N]\n"
+    "\n"
+    "Classifies JPEG images: each is resized and centre-cropped as the checkpoint's run prepared its\n"
+    "validation images (data.val_resize, data.image_size, data.mean, data.std of its stored config), and its\n"
+    "K most probable classes are printed with their softmax probabilities. Class names come from --classes,\n"
+    "else from the checkpoint's /classes, else 'class N'.\n"
+    "With --input/--output: the HDF5 dataset 'images' (N, 3, H, W float32, already normalised) of X.h5\n"
+    "becomes the dataset 'logits' (N, classes float32) of Y.h5, whose attributes name the checkpoint and step.\n"
+    "\n";
+
+po::options_description options() {
+  po::options_description o("options", 110);
+  auto str = [](const char* name) { return po::value<std::string>()->value_name(name); };
+  auto num = [](const char* name, int def) { return po::value<int>()->value_name(name)->default_value(def); };
+  o.add_options()("help,h", "this text")("version", "print the version")(
+      "checkpoint", str("CK"), "checkpoint file: resnet-train's (e.g. runs/x/checkpoint.h5) or import_torch.py's")(
+      "classes", str("DATASET"), "dataset directory (resnet-data) whose manifest names the classes")(
+      "top", num("K", 5), "classes printed per image")("json", "print one JSON object instead of text")(
+      "input", str("X.h5"), "HDF5 file with the dataset 'images' (N, 3, H, W) float32, normalised")(
+      "output", str("Y.h5"), "HDF5 file to write, with the dataset 'logits' (N, classes) float32")(
+      "batch", num("N", 32), "images per forward pass")("threads", num("N", 0), "OpenMP threads (0: all cores)");
+  return o;
+}
+
+int classify_images(rn::CheckpointModel& model, const po::variables_map& vm, const std::vector<std::string>& paths) {
+  const int top = vm["top"].as<int>();
+  if (top < 1) throw rn::UserError("--top must be >= 1, got " + std::to_string(top));
+  const std::vector<std::string> names =
+      rn::class_names_for(model.info(), vm.count("classes") ? vm["classes"].as<std::string>() : "");
+  rn::ImageInput input(model.preprocessing());
+  // Every image is read first: a bad file stops the run before any output.
+  std::vector<float> images(paths.size() * size_t(input.floats()));
+  for (size_t i = 0; i < paths.size(); ++i) input.load(paths[i], images.data() + i * size_t(input.floats()));
+  std::vector<float> logits(paths.size() * size_t(model.num_classes()));
+  model.logits(images.data(), int64_t(paths.size()), input.size(), input.size(), logits.data());
+  const rn::CheckpointInfo& ck = model.info();
+  nlohmann::json results = nlohmann::json::array();
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const auto best = rn::top_k(logits.data() + i * size_t(model.num_classes()), model.num_classes(), top);
+    if (vm.count("json"))
+      results.push_back(rn::to_json(paths[i], best, names));
+    else
+      std::cout << rn::format_text(paths[i], best, names);
+  }
+  if (vm.count("json"))
+    std::cout << nlohmann::json{{"checkpoint", ck.path},
+                                {"arch", ck.arch},
+                                {"step", ck.state.step},
+                                {"image_size", input.size()},
+                                {"images", results}}
+                     .dump()
+              << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const po::options_description opts = options();
+    po::options_description hidden;
+    hidden.add_options()("image", po::value<std::vector<std::string>>());
+    po::options_description all;
+    all.add(opts).add(hidden);
+    po::positional_options_description positional;
+    positional.add("image", -1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      std::cout << kUsage << opts << "\nexit codes: 0 done, 2 user error, 1 internal error\n";
+      return 0;
+    }
+    if (vm.count("version")) {
+      std::printf("resnet-infer %s\n", RN_VERSION);
+      return 0;
+    }
+    const auto images = vm.count("image") ? vm["image"].as<std::vector<std::string>>() : std::vector<std::string>{};
+    const bool batch_mode = vm.count("input") || vm.count("output");
+    if (!vm.count("checkpoint")) throw rn::UserError("missing --checkpoint CK (see resnet-infer --help)");
+    if (batch_mode && !(vm.count("input") && vm.count("output")))
+      throw rn::UserError("--input and --output go together: give both (see resnet-infer --help)");
+    if (batch_mode && !images.empty())
+      throw rn::UserError("give either IMAGE files or --input/--output, not both (see resnet-infer --help)");
+    if (!batch_mode && images.empty())
+      throw rn::UserError(
+          "nothing to classify: give JPEG files, or --input X.h5 --output Y.h5 (see resnet-infer --help)");
+    const int batch = vm["batch"].as<int>(), threads = vm["threads"].as<int>();
+    if (batch < 1) throw rn::UserError("--batch must be >= 1, got " + std::to_string(batch));
+    if (threads < 0) throw rn::UserError("--threads must be >= 0, got " + std::to_string(threads));
+
+    rn::CheckpointModel model(vm["checkpoint"].as<std::string>(), batch, threads);
+    if (!batch_mode) return classify_images(model, vm, images);
+    const std::string out = vm["output"].as<std::string>();
+    const rn::BatchInferenceResult r = rn::run_batch_inference(model, vm["input"].as<std::string>(), out);
+    std::fprintf(stderr, "resnet-infer: %lld images %lldx%lld -> %s (logits, %lld classes) in %.2f s\n",
+                 static_cast<long long>(r.images), static_cast<long long>(r.height), static_cast<long long>(r.width),
+                 out.c_str(), static_cast<long long>(model.num_classes()), r.seconds);
+    return 0;
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "resnet-infer: error: %s (see resnet-infer --help)\n", e.what());
+    return 2;
+  } catch (const rn::UserError& e) {
+    std::fprintf(stderr, "resnet-infer: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "resnet-infer: internal error: %s\n", e.what());
+    return 1;
+  }
+}

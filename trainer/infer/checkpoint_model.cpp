@@ -1,0 +1,71 @@
+#include "trainer/infer/checkpoint_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "trainer/core/error.h"
+#include "trainer/train/data_streams.h"
+#include "trainer/train/model_setup.h"
+
+namespace rn {
+namespace {
+
+// The run's configuration as stored in the checkpoint, made to agree with
+// the weights: arch and classes come from the file's own attributes, and a
+// key the text leaves out (an imported file's short config) takes the
+// arch's default rather than resnet-train's.
+Config stored_config(const CheckpointInfo& ck) {
+  const char* argv[] = {"resnet-infer"};
+  const CliRequest req = parse_command_line(1, argv, ck.state.config_ini, "the configuration stored in " + ck.path);
+  Config cfg = req.config;
+  ArchSpec arch;
+  if (!lookup_arch(ck.arch, &arch))
+    throw UserError(
+        fmt::format("checkpoint {} holds a model of architecture '{}', which this resnet-infer ({}) "
+                    "does not know",
+                    ck.path, ck.arch, RN_VERSION));
+  if (req.given_keys.count("model.arch") && cfg.model.arch != ck.arch)
+    throw UserError(
+        fmt::format("checkpoint {} is inconsistent: its weights are {} but its stored configuration "
+                    "says model.arch = {}",
+                    ck.path, ck.arch, cfg.model.arch));
+  if (!req.given_keys.count("data.image_size")) cfg.data.image_size = arch.default_image_size;
+  cfg.model.arch = ck.arch;
+  cfg.model.num_classes = int(ck.num_classes);
+  return cfg;
+}
+
+}  // namespace
+
+CheckpointModel::CheckpointModel(const std::string& path, int64_t batch, int threads)
+    : ck_(read_checkpoint_info(path)), cfg_(stored_config(ck_)), batch_(std::max<int64_t>(1, batch)) {
+  const ModelChoice m = resolve_model(cfg_.model);
+  be_ = make_cpu_backend(threads);
+  model_ = std::make_unique<ResNet>(*be_, m.arch, ck_.num_classes, m.shortcut);
+  load_model_weights(ck_, *model_, *be_, WeightMatch::kExact);
+}
+
+data::AugmentOptions CheckpointModel::preprocessing() const { return augment_options(cfg_.data, "center"); }
+
+void CheckpointModel::logits(const float* images, int64_t n, int h, int w, float* out) {
+  if (n <= 0) return;
+  if (input_.empty() || input_.shape()[2] != h || input_.shape()[3] != w)
+    input_ = be_->allocate(Shape{std::min(batch_, n), 3, h, w}, Layout::kNCHW);
+  const int64_t b = input_.shape()[0], per_image = 3 * int64_t(h) * w, k = ck_.num_classes;
+  std::vector<float> batch_logits(size_t(b * k));
+  for (int64_t first = 0; first < n; first += b) {
+    const int64_t count = std::min(b, n - first);
+    const float* src = images + first * per_image;
+    if (count < b) {  // zero padding: eval-mode BN keeps it from touching the real images
+      padded_.assign(size_t(b * per_image), 0.f);
+      std::copy_n(src, count * per_image, padded_.begin());
+      src = padded_.data();
+    }
+    be_->from_host(src, input_);
+    be_->to_host(model_->forward(input_, Mode::kEval), batch_logits.data());
+    std::copy_n(batch_logits.begin(), count * k, out + first * k);
+  }
+}
+
+}  // namespace rn

@@ -1,0 +1,52 @@
+// A checkpoint's model ready for inference: the network it names (arch,
+// classes and shortcut from the checkpoint and its stored configuration)
+// with its weights loaded, run in eval mode (BN with running statistics,
+// so every image's logits are independent of the rest of its batch).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "data/augment.h"
+#include "trainer/backend/backend.h"
+#include "trainer/checkpoint/checkpoint_reader.h"
+#include "trainer/config/config.h"
+#include "trainer/model/resnet.h"
+
+namespace rn {
+
+class CheckpointModel {
+ public:
+  // Reads `path` (UserError for a missing, damaged, incomplete or foreign
+  // file) and loads its weights. batch: images per forward pass (>= 1);
+  // threads: OpenMP threads (0: OpenMP's default).
+  CheckpointModel(const std::string& path, int64_t batch, int threads);
+
+  const CheckpointInfo& info() const { return ck_; }
+  const Config& config() const { return cfg_; }
+  int64_t num_classes() const { return ck_.num_classes; }
+  int64_t batch() const { return batch_; }
+  // The smallest input side the network takes (as data.image_size allows).
+  int min_input_side() const { return model_->arch().imagenet_stem ? 32 : 8; }
+  // The validation centre crop of the stored configuration: shorter side to
+  // data.val_resize, centre data.image_size crop, data.mean/std.
+  data::AugmentOptions preprocessing() const;
+
+  // images: n x 3 x h x w plain floats, normalised; writes n x classes
+  // logits. The first call (and any with another h, w) fixes the forward
+  // batch at min(batch(), n); a shorter chunk is padded with zeros and the
+  // padding's outputs dropped, so one set of kernels serves every call.
+  void logits(const float* images, int64_t n, int h, int w, float* out);
+
+ private:
+  CheckpointInfo ck_;
+  Config cfg_;
+  int64_t batch_;
+  std::unique_ptr<Backend> be_;
+  std::unique_ptr<ResNet> model_;
+  Tensor input_;  // [batch, 3, h, w] of the last call's size
+  std::vector<float> padded_;
+};
+
+}  // namespace rn
