@@ -70,11 +70,13 @@ void write_strings(hid_t loc, const std::string& name, const std::vector<std::st
 
 void set_attr(hid_t obj, const char* name, int64_t value) { set_attr_raw(obj, name, H5T_NATIVE_INT64, &value); }
 void set_attr(hid_t obj, const char* name, double value) { set_attr_raw(obj, name, H5T_NATIVE_DOUBLE, &value); }
+// Variable-length UTF-8, as h5py writes a Python str (and reads it back as str, not bytes).
 void set_attr(hid_t obj, const char* name, const std::string& value) {
   H5Id type(H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
-  H5_CHECK(H5Tset_size(type.get(), std::max<size_t>(1, value.size())));
+  H5_CHECK(H5Tset_size(type.get(), H5T_VARIABLE));
   H5_CHECK(H5Tset_cset(type.get(), H5T_CSET_UTF8));
-  set_attr_raw(obj, name, type.get(), value.c_str());
+  const char* p = value.c_str();
+  set_attr_raw(obj, name, type.get(), &p);
 }
 
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
