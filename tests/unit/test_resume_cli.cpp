@@ -252,12 +252,21 @@ TEST(Resume, MismatchedModelOrSeedFailsNamingTheSetting) {
                                                         {"--train.seed=7", "train.seed"},
                                                         {"--data.synthetic_samples=300", "300"}}) {
     const ProcessRun r =
-        train("--train.batch_size=16 " + args + " --resume " + path + " --train.output_dir=" + d + "-x");
+        train("--train.batch_size=16 " + args + " --resume " + path + " --train.output_dir=" + d);
     EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.output;
     EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("--init-from"), std::string::npos) << r.output;
   }
   EXPECT_EQ(rn::read_checkpoint_info(path).state.step, 3) << "a failed resume must not touch the checkpoint";
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(d)) files.push_back(e.path().filename().string());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"checkpoint-00000003.h5", "checkpoint.h5", "config.ini", "metrics.jsonl",
+                                             "train.log"}));
+  std::ifstream ini(d + "/config.ini");
+  const std::string text((std::istreambuf_iterator<char>(ini)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("arch = cifar-resnet8\n"), std::string::npos) << "config.ini of the run was replaced";
+  EXPECT_NE(text.find("seed = 1\n"), std::string::npos) << "config.ini of the run was replaced";
 }
 
 TEST(Resume, BadCheckpointFilesFailWithAClearMessageOnEveryRank) {

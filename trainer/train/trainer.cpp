@@ -155,9 +155,6 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     std::error_code ec;
     fs::create_directories(t.output_dir, ec);
     if (ec) throw UserError("cannot create train.output_dir = '" + t.output_dir + "': " + ec.message());
-    std::ofstream ini(fs::path(t.output_dir) / "config.ini");
-    ini << to_ini(cfg);
-    if (!ini) throw UserError("cannot write " + (fs::path(t.output_dir) / "config.ini").string());
     log.emplace((fs::path(t.output_dir) / "train.log").string());
     metrics.emplace((fs::path(t.output_dir) / "metrics.jsonl").string());
   }
@@ -215,6 +212,10 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
   if (lead) {
     const std::string aside = set_aside_checkpoints(t.output_dir, first_step_if_resumed(start));
     if (!aside.empty()) notes.push_back("moved newer checkpoints of a replaced run to " + aside);
+    // Written once the run is sure to start, so a refused resume leaves the run's own in place.
+    std::ofstream ini(fs::path(t.output_dir) / "config.ini");
+    ini << to_ini(cfg);
+    if (!ini) throw UserError("cannot write " + (fs::path(t.output_dir) / "config.ini").string());
   }
 
   std::optional<DataParallel> dp;
