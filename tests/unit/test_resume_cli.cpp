@@ -208,7 +208,7 @@ TEST(Resume, SavesEveryFewMinutesByTheClock) {
 }
 
 // SIGTERM (a scheduler's stop): the step finishes, a checkpoint is saved,
-// the exit status is 128 + 15, and --resume auto finishes the run with the
+// the exit status is 75 (resumable), and --resume auto finishes the run with the
 // same total number of steps.
 TEST(Resume, SigtermSavesAndTheRunResumesToTheSameEnd) {
   const std::string d = fresh_dir("rn_resume_term");
@@ -217,7 +217,7 @@ TEST(Resume, SigtermSavesAndTheRunResumesToTheSameEnd) {
                                          job("--train.batch_size=4 --train.epochs=40 "
                                              "--train.output_dir=" +
                                              d));
-  ASSERT_EQ(stopped.exit_code, 128 + 15) << stopped.output;
+  ASSERT_EQ(stopped.exit_code, 75) << stopped.output;
   EXPECT_NE(stopped.output.find("received signal 15"), std::string::npos) << stopped.output;
   const auto info = rn::read_checkpoint_info(d + "/checkpoint.h5");
   ASSERT_GT(info.state.step, 0);
@@ -225,6 +225,22 @@ TEST(Resume, SigtermSavesAndTheRunResumesToTheSameEnd) {
   const ProcessRun rest = train("--train.batch_size=4 --train.epochs=40 --resume auto --train.output_dir=" + d);
   ASSERT_EQ(rest.exit_code, 0) << rest.output;
   EXPECT_EQ(rn::read_checkpoint_info(d + "/checkpoint.h5").state.step, 2000);  // 40 epochs x 50 steps
+}
+
+// SIGUSR1 (Slurm's warning before the time limit) sent to mpirun reaches
+// both ranks: they stop at the same step, rank 0 saves, and the job exits 75.
+TEST(Resume, Sigusr1ToMpirunStopsEveryRankAtTheSameStepWithACheckpoint) {
+  const std::string d = fresh_dir("rn_resume_usr1");
+  const ProcessRun r = run_command(
+      "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 timeout --preserve-status -s "
+      "USR1 2.5 " + std::string(RN_MPIEXEC) + " --oversubscribe -np 2 " + RN_BIN_DIR + "/resnet-train" +
+      job("--train.batch_size=4 --train.epochs=50 --train.output_dir=" + d));
+  ASSERT_EQ(r.exit_code, 75) << r.output;
+  EXPECT_NE(r.output.find("received signal 10"), std::string::npos) << r.output;
+  const auto info = rn::read_checkpoint_info(d + "/checkpoint.h5");
+  EXPECT_GT(info.state.step, 0);
+  ASSERT_EQ(info.state.rank_cursors.size(), 2u);
+  EXPECT_TRUE(info.state.rank_cursors[0] == info.state.rank_cursors[1]);
 }
 
 // A fresh start in a directory with checkpoints moves them aside, so a

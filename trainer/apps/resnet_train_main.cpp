@@ -1,7 +1,8 @@
 // resnet-train: train a ResNet from a config file plus overrides.
 // Exit codes: 0 done, 2 user error (message says what to fix), 1 internal
-// error, 3 communication failure (a collective timed out), 128+signal when
-// stopped by SIGINT/SIGTERM after checkpointing.
+// error, 3 communication failure (a collective timed out), 75 stopped early
+// by SIGINT/SIGTERM/SIGUSR1 after saving a checkpoint (EX_TEMPFAIL: run again
+// with --resume auto to continue; launch/slurm/train.sbatch requeues on it).
 //
 // Started by mpirun/mpiexec or srun, every rank runs this main and they
 // train data-parallel; started plainly it is one process without MPI.
@@ -31,6 +32,8 @@ bool launched_by_mpi() {
 }
 
 std::unique_ptr<rn::comm::MpiSession> g_mpi;
+
+constexpr int kExitResumable = 75;  // EX_TEMPFAIL from sysexits.h
 
 // With several ranks an error must take the whole job down (MPI_Abort),
 // not leave the others waiting in a collective.
@@ -93,7 +96,7 @@ int main(int argc, char** argv) {
     const rn::TrainResult r = rn::run_training(req.config, world.get(), local_size);
     world.reset();
     g_mpi.reset();
-    return r.interrupted ? 128 + r.signal : 0;
+    return r.interrupted ? kExitResumable : 0;
   } catch (const rn::UserError& e) {
     return fail(e, 2);
   } catch (const std::exception& e) {

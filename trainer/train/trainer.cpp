@@ -41,19 +41,19 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
-// SIGINT/SIGTERM finish the current step, save a checkpoint and stop.
+// SIGINT, SIGTERM and SIGUSR1 (Slurm's warning ahead of the time limit,
+// `--signal=B:USR1@300`) finish the current step, save a checkpoint and stop.
+// Installed when the run starts, so a signal during start-up is not fatal.
 struct StopSignals {
+  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGUSR1};
   StopSignals() {
     g_stop_signal = 0;
-    prev_int_ = std::signal(SIGINT, on_stop_signal);
-    prev_term_ = std::signal(SIGTERM, on_stop_signal);
+    for (int i = 0; i < 3; ++i) prev_[i] = std::signal(kSignals[i], on_stop_signal);
   }
   ~StopSignals() {
-    std::signal(SIGINT, prev_int_);
-    std::signal(SIGTERM, prev_term_);
+    for (int i = 0; i < 3; ++i) std::signal(kSignals[i], prev_[i]);
   }
-  void (*prev_int_)(int);
-  void (*prev_term_)(int);
+  void (*prev_[3])(int);
 };
 
 std::string format_duration(double seconds) {
@@ -162,6 +162,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     if (log) log->line(s);
   };
   const FaultInjection fault;
+  StopSignals signals;
 
   auto be = make_cpu_backend(threads_per_rank(t.threads, local_size));
   ResNet model(*be, m.arch, cfg.model.num_classes, m.shortcut);
@@ -296,7 +297,6 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
                     t.epochs > 0 ? t.epochs : total_epochs, steps_per_epoch, so.base_lr, so.kind, t.output_dir));
 
     SampleLog sample_log(rank);
-    StopSignals signals;
     ProgressLine progress;
     TrainResult result;
     result.steps = first_step;
