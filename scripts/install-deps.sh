@@ -10,7 +10,7 @@ PACKAGES=(
   libhdf5-dev                         # checkpoints and dataset shards
   libboost-program-options-dev        # INI configs + command-line overrides
   libdnnl-dev                         # oneDNN: the CPU backend
-  libturbojpeg0-dev libjpeg62-turbo-dev  # JPEG decode in the data pipeline
+  libturbojpeg0-dev libjpeg-dev       # JPEG decode in the data pipeline (libjpeg-dev: the name Debian and Ubuntu share)
   libopencv-imgproc-dev               # image resize in augmentation and the converter
   libgtest-dev libgmock-dev           # unit tests
   libfmt-dev                          # formatting (fmt: C++20 std::format is not in GCC 12)

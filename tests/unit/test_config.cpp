@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "trainer/config/config.h"
+#include "trainer/optim/lr_schedule.h"
 #include "trainer/core/error.h"
 
 #ifndef RN_SOURCE_DIR
@@ -503,8 +504,8 @@ TEST(ConfigFiles, EveryShippedConfigParsesValidatesAndRoundTrips) {
     }
     EXPECT_EQ(r.action, CliAction::kTrain);
     const std::string stem = p.stem().string();
-    if (stem != "demo") {
-      EXPECT_EQ(r.config.model.arch, stem);
+    if (stem != "demo") {  // named after the arch, or arch-VARIANT (resnet152-8x4gpu)
+      EXPECT_TRUE(r.config.model.arch == stem || stem.starts_with(r.config.model.arch + "-")) << r.config.model.arch;
     }
     EXPECT_EQ(r.config.train.output_dir, "runs/" + stem);
     TempFile f(to_ini(r.config), ".ini");
@@ -584,6 +585,19 @@ TEST(ConfigFiles, DemoRecipe) {
   EXPECT_EQ(c.optim.schedule, "cosine");
   EXPECT_DOUBLE_EQ(c.optim.warmup_epochs, 0.5);
   EXPECT_EQ(c.train.output_dir, "runs/demo");
+}
+
+// The cluster recipe: 8 nodes x 4 GPUs x 32 = 1024 images per step, lr
+// scaled linearly to 0.4 after a 5-epoch warm-up, checkpoints every 30 min.
+TEST(ConfigFiles, ResNet152ClusterRecipe) {
+  const Config c = Parse({"--config", std::string(RN_SOURCE_DIR) + "/configs/resnet152-8x4gpu.cfg"}).config;
+  EXPECT_EQ(c.model.arch, "resnet152");
+  EXPECT_EQ(c.train.batch_size, 32);
+  EXPECT_TRUE(c.optim.linear_scaling);
+  EXPECT_DOUBLE_EQ(rn::scaled_lr(c.optim.lr, 8 * 4 * c.train.batch_size, c.optim.base_batch), 0.4);
+  EXPECT_DOUBLE_EQ(c.optim.warmup_epochs, 5);
+  EXPECT_EQ(c.optim.milestones, (std::vector<double>{30, 60, 80}));
+  EXPECT_DOUBLE_EQ(c.checkpoint.every_minutes, 30);
 }
 
 // ---------------------------------------------------------------------------
