@@ -146,6 +146,10 @@ class Backend {
 
   // Plain NCHW (or NC) host float arrays <-> tensors of any layout.
   virtual void to_host(const Tensor& t, float* host) = 0;
+  // The tensor's memory as a plain host array when it already is one (a
+  // plain-layout tensor of a host backend), else nullptr: lets a reader such
+  // as the checkpoint writer skip to_host's copy. Valid while t is.
+  virtual const float* host_view(const Tensor& t) { return nullptr; }
   virtual void from_host(const float* host, Tensor& t) = 0;
   virtual void synchronize() = 0;
 };

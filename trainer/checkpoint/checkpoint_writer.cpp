@@ -24,10 +24,13 @@ void sync_path(const std::string& path, int flags) {
   ::close(fd);
 }
 
-std::vector<float> to_host(Backend& be, const Tensor& t) {
-  std::vector<float> host(size_t(t.shape().numel()));
-  be.to_host(t, host.data());
-  return host;
+// The tensor as a host array: its own memory where the backend allows
+// (CPU), else a copy kept in `storage`.
+const float* host_floats(Backend& be, const Tensor& t, std::vector<float>& storage) {
+  if (const float* p = be.host_view(t)) return p;
+  storage.resize(size_t(t.shape().numel()));
+  be.to_host(t, storage.data());
+  return storage.data();
 }
 
 }  // namespace
@@ -39,10 +42,10 @@ void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const 
   const std::string tmp = (final_path.parent_path() / ("." + final_path.filename().string() + ".tmp")).string();
   be.synchronize();
   ParamStore& ps = model.params();
-  const std::vector<float> values = to_host(be, ps.flat_values());
-  const std::vector<float> buffers = to_host(be, ps.flat_buffers());
-  std::vector<float> momentum;
-  if (velocity) momentum = to_host(be, *velocity);
+  std::vector<float> value_copy, buffer_copy, momentum_copy;
+  const float* values = host_floats(be, ps.flat_values(), value_copy);
+  const float* buffers = host_floats(be, ps.flat_buffers(), buffer_copy);
+  const float* momentum = velocity ? host_floats(be, *velocity, momentum_copy) : nullptr;
   int written = 0;
   auto done_one = [&] {
     if (progress) progress(++written);
@@ -59,7 +62,7 @@ void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const 
     h5::H5Id file(id, H5Fclose);
     const hid_t f = file.get();
     for (const auto& p : ps.params()) {
-      h5::write_f32(f, "model/" + p.name, dims(p.shape), values.data() + p.offset);
+      h5::write_f32(f, "model/" + p.name, dims(p.shape), values + p.offset);
       done_one();
     }
     for (const auto& b : ps.buffers()) {
@@ -67,13 +70,13 @@ void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const 
         const int64_t count = std::llround(buffers[b.offset]);
         h5::write_i64(f, "model/" + b.name, {}, &count);
       } else {
-        h5::write_f32(f, "model/" + b.name, dims(b.shape), buffers.data() + b.offset);
+        h5::write_f32(f, "model/" + b.name, dims(b.shape), buffers + b.offset);
       }
       done_one();
     }
     if (velocity) {
       for (const auto& p : ps.params()) {
-        h5::write_f32(f, "optimizer/momentum/" + p.name, dims(p.shape), momentum.data() + p.offset);
+        h5::write_f32(f, "optimizer/momentum/" + p.name, dims(p.shape), momentum + p.offset);
         done_one();
       }
     }

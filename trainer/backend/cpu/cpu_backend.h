@@ -66,6 +66,9 @@ class CpuBackend final : public Backend {
   void sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum, float weight_decay,
                 bool nesterov) override;
   void to_host(const Tensor& t, float* host) override;
+  const float* host_view(const Tensor& t) override {
+    return t.layout() == Layout::kNCHW || t.layout() == Layout::kNC ? t.data() : nullptr;
+  }
   void from_host(const float* host, Tensor& t) override;
   void synchronize() override { stream_.wait(); }
 
