@@ -16,6 +16,8 @@ PACKAGES=(
   libfmt-dev                          # formatting (fmt: C++20 std::format is not in GCC 12)
   nlohmann-json3-dev                  # metrics.jsonl and benchmark JSON
   python3-torch python3-torchvision python3-h5py  # tools/*_torch.py, the TorchParity tests, benchmark peers
+  iproute2                            # tests/netns: ip, tc (network-namespace "hosts")
+  slurm-wlm munge                     # tests/slurm: a one-node Slurm (srun --mpi=pmix: slurm-wlm-basic-plugins)
 )
 
 missing=()

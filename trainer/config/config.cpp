@@ -259,7 +259,7 @@ const std::vector<OptionSpec>& options() {
       make<std::vector<double>>("data", "std", "LIST", "per-channel RGB std-dev, pixel/255 units (3 values > 0)",
                                 RN_FIELD(data.std)),
       make<int>("data", "loader_threads", "INT",
-                "decode/augment threads per rank (>= 0; 0: the node's cores / its ranks)",
+                "decode/augment threads per rank (>= 0; 0: this rank's cores, as train.threads)",
                 RN_FIELD(data.loader_threads)),
       make<int>("data", "prefetch", "INT", "batches decoded ahead (>= 1)", RN_FIELD(data.prefetch)),
       make<int64_t>("data", "max_bad_samples", "INT",
@@ -307,8 +307,8 @@ const std::vector<OptionSpec>& options() {
       make<uint64_t>("train", "seed", "INT", "seed of initialisation, data order and synthetic data",
                      RN_FIELD(train.seed)),
       make<int>("train", "threads", "INT",
-                "OpenMP threads per rank (>= 0; 0: the cores of this node divided among the ranks "
-                "on it, the OpenMP default when alone)",
+                "OpenMP threads per rank (>= 0; 0: this rank's cores: its CPU affinity when bound, "
+                "else the node's cores divided among its ranks)",
                 RN_FIELD(train.threads)),
       make<std::string>("train", "output_dir", "PATH", "directory for logs, the effective config and checkpoints",
                         RN_FIELD(train.output_dir)),

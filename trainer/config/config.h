@@ -91,7 +91,8 @@ struct DataConfig {
   // Per-channel RGB mean and std-dev in pixel/255 units (3 values each).
   std::vector<double> mean{0.485, 0.456, 0.406};
   std::vector<double> std{0.229, 0.224, 0.225};
-  // Decode/augment threads per rank and loader (>= 0; 0: this node's cores
+  // Decode/augment threads per rank and loader (>= 0; 0: this rank's cores:
+  // its CPU affinity when the launcher binds it, else the node's cores
   // divided among its ranks).
   int loader_threads = 0;
   // Batches decoded ahead of the one in use (>= 1).
@@ -157,8 +158,9 @@ struct TrainConfig {
   int eval_every_epochs = 1;
   // Seed of weight initialisation, data order and synthetic data.
   uint64_t seed = 1;
-  // OpenMP threads per rank (>= 0; 0: the cores of this node divided among
-  // the ranks on it (OpenMP default when alone)).
+  // OpenMP threads per rank (>= 0; 0: this rank's cores: its CPU affinity
+  // when the launcher binds it (srun, mpirun --bind-to core), else the node's
+  // cores divided among its ranks; the OpenMP default when alone and unbound).
   int threads = 0;
   // Directory for logs, the effective config and checkpoints.
   std::string output_dir = "runs/demo";

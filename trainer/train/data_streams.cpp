@@ -9,6 +9,7 @@
 
 #include "data/loader.h"
 #include "data/synthetic_stream.h"
+#include "trainer/train/startup.h"
 
 namespace rn {
 
@@ -39,8 +40,7 @@ std::unique_ptr<data::Loader> make_loader(const Config& cfg, const std::string& 
   o.plan.limit = train || d.val_samples < 0 ? 0 : d.val_samples;
   o.augment = augment_options(d, train ? d.train_augment : d.val_augment);
   o.num_classes = cfg.model.num_classes;
-  o.threads = d.loader_threads > 0 ? d.loader_threads
-                                   : std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, local_size));
+  o.threads = d.loader_threads > 0 ? d.loader_threads : cores_per_rank(local_size);
   o.prefetch = d.prefetch;
   o.max_bad_samples = d.max_bad_samples;
   return std::make_unique<data::Loader>(o);

@@ -293,8 +293,11 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       say(fmt::format("resuming {} at step {}, epoch {} sample {} (saved by {} rank(s) x batch {})", start.resume->path,
                       first_step, cursor.epoch, cursor.sample, start.resume->state.world_size,
                       start.resume->state.batch_size));
-    say(fmt::format("{} steps ({:.2f} epochs of {} steps), base lr {:.4g} ({}), output {}", total_steps,
-                    t.epochs > 0 ? t.epochs : total_epochs, steps_per_epoch, so.base_lr, so.kind, t.output_dir));
+    const bool capped = t.max_steps > 0 && total_steps == t.max_steps;
+    say(fmt::format("{} steps{} ({:.2f} epochs of {} steps{}), base lr {:.4g} ({}), output {}", total_steps,
+                    capped ? " (train.max_steps)" : "", total_epochs, steps_per_epoch,
+                    capped && t.epochs > 0 ? "; the lr schedule spans them all" : "", so.base_lr, so.kind,
+                    t.output_dir));
 
     SampleLog sample_log(rank);
     ProgressLine progress;
