@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "data/jpeg_codec.h"
+#include "trainer/checkpoint/h5_io.h"
 #include "trainer/core/error.h"
 
 namespace rn::shards {
@@ -92,21 +93,7 @@ int64_t read_int_attr(hid_t file, const std::string& path, const char* name) {
 
 std::string read_string_attr(hid_t file, const std::string& path, const char* name) {
   const Attr a = open_attr(file, path, name, H5T_STRING, "a string");
-  const H5Id& attr = a.attr;
-  const H5Id& type = a.type;
-  if (H5Tis_variable_str(type.get()) > 0) {  // as h5py writes them
-    H5Id mem{H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose};
-    H5_CHECK(H5Tset_size(mem.get(), H5T_VARIABLE));
-    char* s = nullptr;
-    H5_CHECK(H5Aread(attr.get(), mem.get(), &s));
-    std::string out = s ? s : "";
-    H5free_memory(s);
-    return out;
-  }
-  std::string out(H5Tget_size(type.get()), '\0');
-  H5_CHECK(H5Aread(attr.get(), type.get(), out.data()));
-  out.resize(out.find('\0') == std::string::npos ? out.size() : out.find('\0'));
-  return out;
+  return h5::read_string(a.attr.get());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "data/shard_reader.h"
 #include "data/shard_writer.h"
 #include "dataset_test_util.h"
+#include "trainer/checkpoint/h5_io.h"
 #include "process_util.h"
 
 namespace {
@@ -149,6 +150,20 @@ TEST(Shard, ReaderRejectsWrongFormatVersion) {
     H5Aclose(a);
   });
   expect_user_error([&] { ShardReader r(dir); }, {"shard-00001.h5", "format_version", "is 7", "expected 1"});
+}
+
+// h5py writes a Python str attribute as variable-length UTF-8; shards
+// touched by Python tools must still open.
+TEST(Shard, ReaderAcceptsUtf8VariableLengthStringAttributes) {
+  const std::string dir = fresh_dir("rn_shard_utf8");
+  write_dataset(dir, Layout::kJpeg, 3, 2);
+  edit_shard(shard_path(dir, 0), [](hid_t f) {
+    rn::h5::set_attr(f, kAttrLayout, std::string("jpeg"));
+    rn::h5::set_attr(f, kAttrOrigin, std::string("edited in Python \u00e9"));
+  });
+  ShardReader r(dir);
+  EXPECT_EQ(r.manifest().total_samples, 3);
+  EXPECT_FALSE(r.read(0).data.empty());
 }
 
 TEST(Shard, ReaderRejectsBadManifestFields) {

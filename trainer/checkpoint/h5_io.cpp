@@ -105,23 +105,27 @@ double get_double_attr(hid_t obj, const char* name) {
   return v;
 }
 
-std::string get_string_attr(hid_t obj, const char* name) {
-  H5Id attr = open_attr(obj, name, H5T_STRING, "a string");
-  H5Id type(H5_CHECK(H5Aget_type(attr.get())), H5Tclose);
+std::string read_string(hid_t attr) {
+  H5Id type(H5_CHECK(H5Aget_type(attr)), H5Tclose);
   if (H5Tis_variable_str(type.get()) > 0) {  // h5py writes Python str attributes this way
     char* p = nullptr;
     H5Id mem(H5_CHECK(H5Tcopy(H5T_C_S1)), H5Tclose);
     H5_CHECK(H5Tset_size(mem.get(), H5T_VARIABLE));
     H5_CHECK(H5Tset_cset(mem.get(), H5Tget_cset(type.get())));  // HDF5 will not convert UTF-8 to ASCII
-    H5_CHECK(H5Aread(attr.get(), mem.get(), &p));
+    H5_CHECK(H5Aread(attr, mem.get(), &p));
     std::string s = p ? p : "";
     H5free_memory(p);
     return s;
   }
   std::string s(H5Tget_size(type.get()), '\0');
-  H5_CHECK(H5Aread(attr.get(), type.get(), s.data()));
+  H5_CHECK(H5Aread(attr, type.get(), s.data()));
   s.resize(s.find('\0') == std::string::npos ? s.size() : s.find('\0'));
   return s;
+}
+
+std::string get_string_attr(hid_t obj, const char* name) {
+  H5Id attr = open_attr(obj, name, H5T_STRING, "a string");
+  return read_string(attr.get());
 }
 
 std::vector<int64_t> dims_of(hid_t loc, const std::string& name) {

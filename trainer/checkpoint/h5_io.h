@@ -35,6 +35,8 @@ bool has_link(hid_t loc, const std::string& path);  // every component of path m
 int64_t get_int_attr(hid_t obj, const char* name);
 double get_double_attr(hid_t obj, const char* name);
 std::string get_string_attr(hid_t obj, const char* name);
+// The value of an open string attribute: fixed or variable length, ASCII or UTF-8.
+std::string read_string(hid_t attr);
 
 // The dataset's dimensions (empty for a scalar).
 std::vector<int64_t> dims_of(hid_t loc, const std::string& name);
