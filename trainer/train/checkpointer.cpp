@@ -63,7 +63,6 @@ std::string Checkpointer::save(int64_t step, data::DataCursor cursor, double epo
   if (!error.empty()) throw AgreedError(error);
   if (failed) throw AgreedError("rank 0 could not write checkpoint " + path + " (its message says why); stopping");
   last_time_ = std::chrono::steady_clock::now();
-  last_step_ = step;
   return path;
 }
 

@@ -37,7 +37,6 @@ class Checkpointer {
   // each dataset written (fault injection in tests).
   std::string save(int64_t step, data::DataCursor cursor, double epoch_position, double lr,
                    const std::function<void(int)>& progress = {});
-  int64_t last_saved_step() const { return last_step_; }
 
  private:
   CheckpointConfig cfg_;
@@ -49,7 +48,6 @@ class Checkpointer {
   comm::Communicator* world_;
   DataParallel* dp_;
   std::chrono::steady_clock::time_point last_time_;
-  int64_t last_step_ = -1;
 };
 
 }  // namespace rn
