@@ -37,16 +37,17 @@ test_name=${1:-}
 shift || true
 bin=$repo/build/bin/resnet-train
 keep=${RN_SLURM_TEST_KEEP:-0}
+usage="usage: $0 batch_job|preempt_requeue|preempt_mpirun|time_limit [--bin resnet-train] [--keep]"
 while (($#)); do
   case $1 in
     --bin) bin=$2; shift 2 ;;
     --keep) keep=1; shift ;;
-    *) echo "usage: $0 batch_job|preempt_requeue|preempt_mpirun|time_limit [--bin resnet-train] [--keep]" >&2; exit 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
 done
 case $test_name in
   batch_job | preempt_requeue | preempt_mpirun | time_limit) ;;
-  *) echo "usage: $0 batch_job|preempt_requeue|preempt_mpirun|time_limit [--bin resnet-train] [--keep]" >&2; exit 2 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 
 fail() {

@@ -30,16 +30,15 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& dir) {
   return out;
 }
 
-std::string find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped) {
+std::optional<CheckpointInfo> find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped) {
   for (const auto& e : list_checkpoints(dir)) {
     try {
-      read_checkpoint_info(e.path);
-      return e.path;
+      return read_checkpoint_info(e.path);
     } catch (const UserError& err) {
       if (skipped) skipped->push_back(err.what());
     }
   }
-  return "";
+  return std::nullopt;
 }
 
 void after_checkpoint_saved(const std::string& dir, const std::string& newest, int keep) {

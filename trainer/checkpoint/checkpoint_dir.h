@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "trainer/checkpoint/checkpoint_reader.h"
 
 namespace rn {
 
@@ -20,10 +23,10 @@ struct CheckpointEntry {
 // The checkpoint-<step>.h5 files in `dir`, newest (highest step) first.
 std::vector<CheckpointEntry> list_checkpoints(const std::string& dir);
 
-// The newest checkpoint in `dir` that read_checkpoint_info accepts, or ""
-// when there is none. `skipped` gets one line per newer file rejected
+// The newest checkpoint in `dir` that read_checkpoint_info accepts (its
+// info, read once), or nullopt when there is none. `skipped` gets one line per newer file rejected
 // (an interrupted or damaged write) saying why.
-std::string find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped);
+std::optional<CheckpointInfo> find_latest_checkpoint(const std::string& dir, std::vector<std::string>* skipped);
 
 // After a successful save: points checkpoint.h5 at `newest` (atomically, by
 // renaming a new link over it) and deletes all but the `keep` newest

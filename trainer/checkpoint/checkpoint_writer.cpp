@@ -36,7 +36,7 @@ const float* host_floats(Backend& be, const Tensor& t, std::vector<float>& stora
 }  // namespace
 
 void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const Tensor* velocity, const TrainState& st,
-                     const std::function<void(int)>& progress) {
+                     const std::function<void(int, int)>& progress) {
   namespace fs = std::filesystem;
   const fs::path final_path(path);
   const std::string tmp = (final_path.parent_path() / ("." + final_path.filename().string() + ".tmp")).string();
@@ -46,9 +46,10 @@ void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const 
   const float* values = host_floats(be, ps.flat_values(), value_copy);
   const float* buffers = host_floats(be, ps.flat_buffers(), buffer_copy);
   const float* momentum = velocity ? host_floats(be, *velocity, momentum_copy) : nullptr;
+  const int total = int(ps.params().size() * (velocity ? 2 : 1) + ps.buffers().size());
   int written = 0;
   auto done_one = [&] {
-    if (progress) progress(++written);
+    if (progress) progress(++written, total);
   };
   {
     h5::H5Quiet quiet;

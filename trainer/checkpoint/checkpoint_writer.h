@@ -19,10 +19,11 @@
 namespace rn {
 
 // velocity: the optimizer's flat momentum buffer (ParamStore layout), or
-// nullptr for a weights-only file. progress(n) is called after each of the
-// n datasets written (tests use it to kill a write midway); may be empty.
+// nullptr for a weights-only file. progress(n, total) is called after the
+// n-th of the file's `total` datasets is written (tests use it to kill a
+// write midway); may be empty.
 // Throws UserError when the file cannot be created or renamed.
 void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const Tensor* velocity,
-                     const TrainState& state, const std::function<void(int)>& progress = {});
+                     const TrainState& state, const std::function<void(int, int)>& progress = {});
 
 }  // namespace rn

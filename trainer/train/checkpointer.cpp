@@ -29,7 +29,7 @@ bool Checkpointer::due_by_time() const {
 }
 
 std::string Checkpointer::save(int64_t step, data::DataCursor cursor, double epoch_position, double lr,
-                               const std::function<void(int)>& progress) {
+                               const std::function<void(int, int)>& progress) {
   const int rank = world_ ? world_->rank() : 0, size = world_ ? world_->size() : 1;
   if (dp_) dp_->average_buffers();  // one set of BN statistics, as evaluation uses
   // Every rank's cursor, for the record and as a check that they agree.

@@ -33,10 +33,10 @@ class Checkpointer {
   // Rank 0's view; the caller spreads it with its stop-flag collective.
   bool due_by_time() const;
 
-  // Collective. Returns the path written. progress(n) runs on rank 0 after
+  // Collective. Returns the path written. progress(n, total) runs on rank 0 after
   // each dataset written (fault injection in tests).
   std::string save(int64_t step, data::DataCursor cursor, double epoch_position, double lr,
-                   const std::function<void(int)>& progress = {});
+                   const std::function<void(int, int)>& progress = {});
 
  private:
   CheckpointConfig cfg_;

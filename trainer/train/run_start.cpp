@@ -41,11 +41,9 @@ RunStart resolve_run_start(const Config& cfg) {
   const auto& k = cfg.checkpoint;
   if (k.resume == "auto") {
     std::vector<std::string> skipped;
-    const std::string latest = find_latest_checkpoint(cfg.train.output_dir, &skipped);
+    s.resume = find_latest_checkpoint(cfg.train.output_dir, &skipped);
     for (const auto& why : skipped) s.notes.push_back("--resume auto: skipped " + why);
-    if (!latest.empty())
-      s.resume = read_checkpoint_info(latest);
-    else
+    if (!s.resume)
       s.notes.push_back("--resume auto: no complete checkpoint in " + cfg.train.output_dir + "; starting fresh");
   } else if (!k.resume.empty()) {
     s.resume = read_checkpoint_info(k.resume);

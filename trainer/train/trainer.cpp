@@ -89,10 +89,10 @@ struct FaultInjection {
       throw InternalError(fmt::format("injected test fault on rank {} at step {}", my_rank, s));
   }
   // The checkpoint writer's progress callback for step s.
-  std::function<void(int)> checkpoint_hook(int my_rank, int64_t s, int datasets) const {
+  std::function<void(int, int)> checkpoint_hook(int my_rank, int64_t s) const {
     if (kind != "ckptkill" || my_rank != rank || s != step) return {};
-    return [datasets](int written) {
-      if (written == datasets / 2) std::raise(SIGKILL);
+    return [](int written, int total) {
+      if (written == total / 2) std::raise(SIGKILL);
     };
   }
 };
@@ -269,7 +269,6 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     run_state.program_version = RN_VERSION;
     Checkpointer checkpointer(cfg.checkpoint, t.output_dir, run_state, model, *be, opt.velocity(), world,
                               dp ? &*dp : nullptr);
-    const int datasets_per_checkpoint = int(2 * model.params().params().size() + model.params().buffers().size());
 
     Tensor input = be->allocate(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size}, Layout::kNCHW);
     std::optional<Evaluator> evaluator;
@@ -433,8 +432,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       }
       if (stop_sig || last || checkpointer.due_by_steps(done) || flags[1]) {
         const double t_save = comm::GradientSync::now();
-        last_checkpoint =
-            checkpointer.save(done, cursor, ep, lr, fault.checkpoint_hook(rank, done, datasets_per_checkpoint));
+        last_checkpoint = checkpointer.save(done, cursor, ep, lr, fault.checkpoint_hook(rank, done));
         if (lead) {
           progress.finish();
           std::error_code ec;
