@@ -10,9 +10,14 @@ if(RESNET_WITH_CUDA)
     find_package(CUDAToolkit QUIET)
     find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
     find_library(CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
-    if(CUDAToolkit_FOUND AND CUDNN_INCLUDE_DIR AND CUDNN_LIBRARY)
+    # NCCL: the --allreduce=nccl comparison point (comm/cuda).
+    find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+    find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
+    if(CUDAToolkit_FOUND AND CUDNN_INCLUDE_DIR AND CUDNN_LIBRARY AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
       if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-        set(CMAKE_CUDA_ARCHITECTURES 90)  # H100; override with -DCMAKE_CUDA_ARCHITECTURES=...
+        # A100 and H100 machine code, plus sm_90 PTX that newer GPUs compile at
+        # load time; override with -DCMAKE_CUDA_ARCHITECTURES=...
+        set(CMAKE_CUDA_ARCHITECTURES "80-real;90")
       endif()
       enable_language(CUDA)
       set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no CUDA20 flag for nvcc; kernels need no C++20
@@ -21,7 +26,7 @@ if(RESNET_WITH_CUDA)
   endif()
 endif()
 if(RESNET_HAVE_CUDA)
-  message(STATUS "CUDA backend: ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, cuDNN ${CUDNN_LIBRARY}, arch ${CMAKE_CUDA_ARCHITECTURES})")
+  message(STATUS "CUDA backend: ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, cuDNN ${CUDNN_LIBRARY}, NCCL ${NCCL_LIBRARY}, arch ${CMAKE_CUDA_ARCHITECTURES})")
 else()
-  message(STATUS "CUDA backend: OFF (no nvcc + cuDNN found; set CUDAToolkit_ROOT or -DRESNET_WITH_CUDA=OFF to silence). CPU backend only.")
+  message(STATUS "CUDA backend: OFF (no nvcc + cuDNN + NCCL found; set CUDAToolkit_ROOT or -DRESNET_WITH_CUDA=OFF to silence). CPU backend only.")
 endif()

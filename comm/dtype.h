@@ -10,14 +10,15 @@
 #include <cstring>
 #include <string>
 
+#include "trainer/core/dtype.h"
+
 namespace rn::comm {
 
-enum class DType { kF32, kBF16, kF16 };
-
-inline size_t dtype_size(DType t) { return t == DType::kF32 ? 4 : 2; }
-const char* dtype_name(DType t);
-// "fp32" | "bf16" | "fp16"; returns false for anything else.
-bool parse_dtype(const std::string& s, DType* out);
+// The element types are the tensors' (trainer/core/dtype.h).
+using rn::DType;
+using rn::dtype_name;
+using rn::dtype_size;
+using rn::parse_dtype;
 
 // bfloat16: the top 16 bits of an fp32, rounded to nearest-even (NaN kept
 // quiet). Written out because GCC 12's __bf16 has no conversions.

@@ -24,7 +24,7 @@ GradientSync::GradientSync(Allreducer& ar, float* grads, size_t count, const std
   size_t largest = 0;
   for (const auto& b : buckets_) largest = std::max(largest, b.size());
   ar_.reserve(largest, opts.wire);
-  if (opts.wire != DType::kF32) staging_.resize(count * dtype_size(opts.wire));
+  if (opts.wire != DType::kF32) staging_ = ar_.ops().allocate(count * dtype_size(opts.wire));
   timings_.resize(buckets_.size());
   thread_ = std::thread([this] { comm_loop(); });
 }
@@ -54,7 +54,10 @@ void GradientSync::launch_up_to(size_t offset) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     n = launched_;
-    while (n < buckets_.size() && buckets_[n].begin >= offset) timings_[n++].ready = now();
+    while (n < buckets_.size() && buckets_[n].begin >= offset) {
+      if (opts_.fence) opts_.fence->mark(n);  // before the comm thread can see bucket n
+      timings_[n++].ready = now();
+    }
     if (n == launched_) return;
     launched_ = n;
   }
@@ -81,16 +84,19 @@ void GradientSync::comm_loop() {
     }
     const Range b = buckets_[next];
     BucketTiming& tm = timings_[next];
-    tm.start = now();
     try {
+      if (opts_.fence) opts_.fence->wait(next);  // the kernels computing bucket `next` have run
+      tm.start = now();
       const WaitInfo info{"gradient all-reduce of bucket", int(next)};
       if (opts_.wire == DType::kF32) {
         ar_.run(grads_ + b.begin, b.size(), DType::kF32, ReduceOp::kAverage, info);
       } else {
-        void* wire = staging_.data() + b.begin * dtype_size(opts_.wire);
-        pack(opts_.wire, grads_ + b.begin, wire, b.size());
+        ReduceOps& ops = ar_.ops();
+        void* wire = static_cast<char*>(staging_.get()) + b.begin * dtype_size(opts_.wire);
+        ops.convert(opts_.wire, wire, DType::kF32, grads_ + b.begin, b.size());
         ar_.run(wire, b.size(), opts_.wire, ReduceOp::kAverage, info);
-        unpack(opts_.wire, wire, grads_ + b.begin, b.size());
+        ops.convert(DType::kF32, grads_ + b.begin, opts_.wire, wire, b.size());
+        ops.finish();
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);

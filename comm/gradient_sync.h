@@ -13,7 +13,9 @@
 // communication time reported per step.
 //
 // With a wire dtype of bf16/fp16 a bucket is packed into a preallocated
-// staging buffer, all-reduced (fp32 accumulation) and unpacked.
+// staging buffer, all-reduced (fp32 accumulation) and unpacked, all through
+// the all-reducer's ReduceOps, so the gradients may live on a GPU: then
+// opts.fence orders each bucket's all-reduce after the kernels computing it.
 #pragma once
 
 #include <chrono>
@@ -24,7 +26,9 @@
 #include <vector>
 
 #include "comm/allreduce.h"
+#include "comm/reduce_ops.h"
 #include "comm/ring_schedule.h"
+#include "comm/stream_fence.h"
 
 namespace rn::comm {
 
@@ -33,6 +37,9 @@ struct GradientSyncOptions {
   DType wire = DType::kF32;
   // false: nothing starts before finish_step (all-reduce after backward).
   bool overlap = true;
+  // Device gradients: marked per bucket when handed over, waited for before
+  // its all-reduce (not owned; outlives the GradientSync). nullptr: host.
+  StreamFence* fence = nullptr;
 };
 
 // Times of one bucket in the last step, in seconds on the steady clock.
@@ -44,9 +51,10 @@ struct BucketTiming {
 
 class GradientSync {
  public:
-  // grads: count fp32 elements of host memory, owned by the caller, alive as
-  // long as this object. param_offsets: start offset of every parameter,
-  // ascending. ar is used only from the communication thread.
+  // grads: count fp32 elements where ar works (host memory, or device memory
+  // for a device all-reducer), owned by the caller, alive as long as this
+  // object. param_offsets: start offset of every parameter, ascending. ar is
+  // used only from the communication thread (after reserve() here).
   GradientSync(Allreducer& ar, float* grads, size_t count, const std::vector<size_t>& param_offsets,
                GradientSyncOptions opts);
   ~GradientSync();
@@ -77,7 +85,7 @@ class GradientSync {
   float* grads_;
   GradientSyncOptions opts_;
   std::vector<Range> buckets_;
-  std::vector<char> staging_;  // wire-dtype copy of the whole buffer (bf16/fp16 only)
+  OwnedMemory staging_;  // wire-dtype copy of the whole buffer (bf16/fp16 only), from ar.ops()
   std::vector<BucketTiming> timings_;
 
   std::mutex mu_;

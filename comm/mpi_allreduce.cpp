@@ -6,6 +6,7 @@
 #include "comm/allreduce.h"
 #include "comm/communicator.h"
 #include "comm/mpi_check.h"
+#include "trainer/core/error.h"
 
 namespace rn::comm {
 namespace {
@@ -61,17 +62,39 @@ class MpiAllreducer final : public Allreducer {
 std::unique_ptr<Allreducer> make_mpi_allreducer(Communicator& comm) { return std::make_unique<MpiAllreducer>(comm); }
 
 std::unique_ptr<Allreducer> make_allreducer(Algorithm a, Communicator& comm, size_t segment_bytes) {
-  if (a == Algorithm::kMpi) return make_mpi_allreducer(comm);
+  switch (a) {
+    case Algorithm::kMpi:
+      return make_mpi_allreducer(comm);
+    case Algorithm::kNccl:
+      throw UserError("comm.allreduce = nccl needs train.device = cuda");
+    case Algorithm::kRing:
+      break;
+  }
   return make_ring_allreducer(comm, segment_bytes);
 }
 
 bool parse_algorithm(const std::string& s, Algorithm* out) {
-  if (s == "ring") *out = Algorithm::kRing;
-  else if (s == "mpi") *out = Algorithm::kMpi;
-  else return false;
+  if (s == "ring")
+    *out = Algorithm::kRing;
+  else if (s == "mpi")
+    *out = Algorithm::kMpi;
+  else if (s == "nccl")
+    *out = Algorithm::kNccl;
+  else
+    return false;
   return true;
 }
 
-const char* algorithm_name(Algorithm a) { return a == Algorithm::kRing ? "ring" : "mpi"; }
+const char* algorithm_name(Algorithm a) {
+  switch (a) {
+    case Algorithm::kRing:
+      return "ring";
+    case Algorithm::kMpi:
+      return "mpi";
+    case Algorithm::kNccl:
+      return "nccl";
+  }
+  return "?";
+}
 
 }  // namespace rn::comm

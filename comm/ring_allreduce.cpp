@@ -6,6 +6,10 @@
 // segment is sent on at once (it is what step s+1 sends). All-gather
 // receives go straight into the buffer (their chunks are distinct), so they
 // are all posted up front and each arriving segment is forwarded.
+//
+// Every element operation and the scratch memory go through a ReduceOps, so
+// the same executor runs on host memory or (device ReduceOps, a transport
+// that orders its copies with them) on GPU memory.
 #include <algorithm>
 #include <vector>
 
@@ -18,15 +22,19 @@ namespace {
 
 class RingAllreducer final : public Allreducer {
  public:
-  RingAllreducer(Transport& t, size_t segment_bytes) : t_(t), segment_bytes_(segment_bytes) {}
+  RingAllreducer(Transport& t, size_t segment_bytes, ReduceOps& ops)
+      : t_(t), ops_(ops), segment_bytes_(segment_bytes) {}
+
+  ReduceOps& ops() override { return ops_; }
 
   void reserve(size_t max_elems, DType t) override {
     const size_t n = size_t(t_.size());
     const size_t chunk = (max_elems + n - 1) / n;
     const size_t bytes = chunk * dtype_size(t);
-    if (scratch_[0].size() < bytes) {
-      scratch_[0].resize(bytes);
-      scratch_[1].resize(bytes);
+    if (scratch_bytes_ < bytes) {
+      scratch_[0] = ops_.allocate(bytes);
+      scratch_[1] = ops_.allocate(bytes);
+      scratch_bytes_ = bytes;
     }
     const size_t seg = std::max<size_t>(1, segment_bytes_ / dtype_size(t));
     const size_t segs = (chunk + seg - 1) / seg + 1;
@@ -54,7 +62,7 @@ class RingAllreducer final : public Allreducer {
       const size_t c0 = s.chunk(c).begin;
       for (size_t k = 0; k < s.segments(c); ++k) {
         const Range r = s.segment(c, k);
-        slot.push_back(t_.irecv(scratch_[step % 2].data() + (r.begin - c0) * es, r.size() * es, s.left()));
+        slot.push_back(t_.irecv(scratch(step % 2) + (r.begin - c0) * es, r.size() * es, s.left()));
       }
     };
     auto send_segment = [&](int c, size_t k) {
@@ -74,7 +82,7 @@ class RingAllreducer final : public Allreducer {
         info.recv = true;
         t_.wait(recv_[step % 2][k], info);
         const Range r = s.segment(c, k);
-        reduce_add(t, at(r.begin), scratch_[step % 2].data() + (r.begin - c0) * es, r.size());
+        ops_.reduce_add(t, at(r.begin), scratch(step % 2) + (r.begin - c0) * es, r.size());
         if (step + 1 < n - 1) send_segment(c, k);  // step+1 sends this chunk
       }
     }
@@ -83,7 +91,7 @@ class RingAllreducer final : public Allreducer {
     // The owned chunk is final: average it once, before anyone copies it.
     if (op == ReduceOp::kAverage) {
       const Range own = s.chunk(s.owned_chunk());
-      divide(t, at(own.begin), own.size(), float(n));
+      ops_.divide(t, at(own.begin), own.size(), float(n));
     }
 
     // All-gather.
@@ -109,9 +117,12 @@ class RingAllreducer final : public Allreducer {
       }
     }
     wait_sends(info, s.right());
+    ops_.finish();  // device ops: the last copies and reductions have landed
   }
 
  private:
+  char* scratch(int i) { return static_cast<char*>(scratch_[i].get()); }
+
   void wait_sends(WaitInfo& info, int peer) {
     info.peer = peer;
     info.recv = false;
@@ -120,16 +131,28 @@ class RingAllreducer final : public Allreducer {
   }
 
   Transport& t_;
+  ReduceOps& ops_;
   size_t segment_bytes_;
-  std::vector<char> scratch_[2];
+  OwnedMemory scratch_[2];  // receive buffers of alternate reduce-scatter steps
+  size_t scratch_bytes_ = 0;
   std::vector<Transport::Handle> recv_[2], sends_, ag_recv_;
 };
 
 }  // namespace
 
-std::unique_ptr<Allreducer> make_ring_allreducer(Transport& transport, size_t segment_bytes) {
+std::unique_ptr<Allreducer> make_ring_allreducer(Transport& transport, size_t segment_bytes, ReduceOps& ops) {
   RN_CHECK(segment_bytes >= 2, "ring all-reduce: segment must hold at least one element");
-  return std::make_unique<RingAllreducer>(transport, segment_bytes);
+  return std::make_unique<RingAllreducer>(transport, segment_bytes, ops);
+}
+
+size_t ring_messages_in_flight(int world, size_t max_elems, size_t segment_elems) {
+  if (world <= 1) return 0;
+  const size_t n = size_t(world);
+  const size_t seg = std::max<size_t>(1, segment_elems);
+  const size_t per_chunk = ((max_elems + n - 1) / n + seg - 1) / seg;  // segments of the largest chunk
+  // Reduce-scatter: every send until the phase ends, receives of two steps.
+  // All-gather: every receive posted up front, every send until the end.
+  return std::max((n + 1) * per_chunk, 2 * (n - 1) * per_chunk);
 }
 
 }  // namespace rn::comm

@@ -3,7 +3,10 @@
 // (data/synthetic_stream.h), behind one interface.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,9 +46,19 @@ struct Batch {
   const float* view(int v) const { return images + int64_t(v) * n * 3 * image_size * image_size; }
 };
 
+// Page-locks [p, p + bytes) for asynchronous device uploads while the
+// returned handle lives (Backend::pin_host_memory); null where pinning does
+// not apply (a host backend).
+using HostPinner = std::function<std::shared_ptr<void>(void* p, size_t bytes)>;
+
 class BatchStream {
  public:
   virtual ~BatchStream() = default;
+  // Pins, with `pin`, the image memory of every batch handed out, now and
+  // when buffers are created later (kept until the stream is destroyed).
+  // The consumer must be done uploading a batch before its next call to
+  // next() or start(), as for any use of Batch::images.
+  virtual void pin_images(const HostPinner& pin) = 0;
   // This rank's batches per epoch (training: the same on every rank; whole
   // epochs from sample 0: epoch_size() / G).
   virtual int64_t batches_per_epoch() const = 0;

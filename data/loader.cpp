@@ -18,6 +18,7 @@ struct Loader::Slot {
   std::vector<int32_t> labels;
   std::vector<int64_t> indices;
   std::vector<shards::Sample> encoded;  // the reader's bytes, one per item
+  std::shared_ptr<void> pinned;         // images page-locked (pin_images); released before images
   int64_t remaining = 0;                // items not yet decoded (under mu_)
   bool ready = false;                   // every item done (under mu_)
 };
@@ -100,6 +101,7 @@ void Loader::start(DataCursor c) {
       s->labels.resize(size_t(batch));
       s->indices.resize(size_t(batch));
       s->encoded.resize(size_t(batch));
+      if (pin_) s->pinned = pin_(s->images.data(), s->images.size() * sizeof(float));
       slots_.push_back(std::move(s));
     }
     tasks_.resize(slots_.size() * size_t(batch));
@@ -113,6 +115,11 @@ void Loader::start(DataCursor c) {
   consumer_ = c;
   reader_thread_ = std::thread([this, c] { reader_loop(c); });
   for (int i = 0; i < o_.threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+void Loader::pin_images(const HostPinner& pin) {
+  pin_ = pin;
+  for (auto& s : slots_) s->pinned = pin_(s->images.data(), s->images.size() * sizeof(float));
 }
 
 void Loader::stop() {

@@ -83,6 +83,7 @@ class Loader : public BatchStream {
   const Batch& next() override;
   DataCursor cursor() const override { return consumer_; }
   double wait_seconds() const override { return wait_seconds_; }
+  void pin_images(const HostPinner& pin) override;
   // Stops and joins the threads; start() may be called again.
   void stop();
   int64_t bad_samples() const { return bad_.load(); }
@@ -109,6 +110,7 @@ class Loader : public BatchStream {
   int64_t floats_per_view_ = 0;
 
   std::vector<std::unique_ptr<Slot>> slots_;
+  HostPinner pin_;           // applied to each slot's images when it is created
   std::vector<Task> tasks_;  // ring of pending work, capacity slots x batch
   size_t task_head_ = 0, task_count_ = 0;
 

@@ -43,6 +43,10 @@ void SyntheticStream::start(DataCursor c) {
   cursor_ = c;
 }
 
+void SyntheticStream::pin_images(const HostPinner& pin) {
+  pinned_ = pin(host_.images.data(), host_.images.size() * sizeof(float));
+}
+
 const Batch& SyntheticStream::next() {
   int64_t first = 0, n = o_.batch_size;
   uint64_t stream = 0;

@@ -38,6 +38,7 @@ class SyntheticStream : public BatchStream {
   void start(DataCursor c) override;
   const Batch& next() override;
   DataCursor cursor() const override { return cursor_; }
+  void pin_images(const HostPinner& pin) override;
 
  private:
   SyntheticStreamOptions o_;
@@ -47,6 +48,7 @@ class SyntheticStream : public BatchStream {
   HostBatch host_;
   std::vector<int64_t> indices_;
   Batch batch_;
+  std::shared_ptr<void> pinned_;  // host_.images page-locked; released before host_
 };
 
 }  // namespace rn::data

@@ -71,3 +71,44 @@ TEST(Cli, DemoConfigTrainsAndLeavesACheckpoint) {
 }
 
 }  // namespace
+
+namespace {
+
+// train.device = cuda where it cannot run: the message says why and what to
+// do, the exit is 2, and nothing is written. (On a GPU machine the first
+// case trains instead, so it only asserts where no GPU is visible.)
+TEST(CliDevice, CudaWithoutAGpuFailsClearlyBeforeAnyWork) {
+  const std::string dir = out_dir("rn_cli_cuda");
+  const ProcessRun r = run("--device cuda --train.max_steps=1 --train.output_dir=" + dir);
+  if (r.exit_code == 0) GTEST_SKIP() << "a GPU is visible here: this test is about machines without one";
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(r.output.find("no CUDA device") != std::string::npos ||
+              r.output.find("without the CUDA backend") != std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir)) << "a run that cannot have its device must fail before any work";
+}
+
+TEST(CliDevice, TooOldCudnnIsNamedWithTheVersionNeeded) {
+  const std::string dir = out_dir("rn_cli_cudnn");
+  const ProcessRun r = rn::testing_util::run_command("RN_TEST_CUDNN_VERSION=8907 " + std::string(RN_BIN_DIR) +
+                                                     "/resnet-train --device cuda --train.max_steps=1 "
+                                                     "--train.output_dir=" +
+                                                     dir);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  if (r.output.find("without the CUDA backend") != std::string::npos) GTEST_SKIP() << "built without CUDA";
+  EXPECT_NE(r.output.find("cuDNN >= 9.0.0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("8.9.7"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST(CliDevice, GpuOnlySettingsOnTheCpuAreRefused) {
+  expect_config_error("--precision bf16", {"train.precision", "train.device = cuda"});
+  expect_config_error("--allreduce nccl", {"comm.allreduce = nccl", "train.device = cuda"});
+  expect_config_error("--device cuda --comm.dtype=bf16", {"comm.dtype", "fp32"});
+  expect_config_error("--device gpu", {"train.device", "cuda"});
+  expect_config_error("--gpu.loss_scale=1000", {"gpu.loss_scale", "power of two"});
+  expect_config_error("--gpu.conv_algo=fastest", {"gpu.conv_algo", "heuristic", "find"});
+}
+
+}  // namespace

@@ -140,19 +140,25 @@ TEST(ConfigParse, HelpListsEveryOptionWithDefaultAndUsage) {
   EXPECT_THAT(r.help_text, HasSubstr("--config FILE"));
   EXPECT_THAT(r.help_text, HasSubstr("--summary"));
   EXPECT_THAT(r.help_text, HasSubstr("--version"));
-  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]"}) EXPECT_THAT(r.help_text, HasSubstr(s));
+  for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]", "[checkpoint]", "[gpu]"})
+    EXPECT_THAT(r.help_text, HasSubstr(s));
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 9u + 7u + 5u);
+  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 11u + 7u + 5u + 4u);
   // INI/help order: sections in order, the new keys where they belong.
   const auto at = [&](const std::string& k) { return std::find(keys.begin(), keys.end(), k) - keys.begin(); };
   EXPECT_EQ(at("model.frozen_bn"), at("model.zero_init_residual") + 1);
   EXPECT_EQ(at("train.trace_steps"), at("train.output_dir") + 1);
-  EXPECT_EQ(std::vector<std::string>(keys.end() - 12, keys.end() - 5),
+  EXPECT_EQ(at("train.device"), at("train.trace_steps") + 1);
+  EXPECT_EQ(at("train.precision"), at("train.device") + 1);
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 16, keys.end() - 9),
             (std::vector<std::string>{"comm.allreduce", "comm.bucket_mb", "comm.dtype", "comm.segment_kb",
                                       "comm.timeout", "comm.check_weights_every", "comm.overlap"}));
-  EXPECT_EQ(std::vector<std::string>(keys.end() - 5, keys.end()),
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 9, keys.end() - 4),
             (std::vector<std::string>{"checkpoint.resume", "checkpoint.init_from", "checkpoint.keep",
                                       "checkpoint.every_steps", "checkpoint.every_minutes"}));
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 4, keys.end()),
+            (std::vector<std::string>{"gpu.conv_algo", "gpu.workspace_mb", "gpu.loss_scale", "gpu.loss_scale_window"}));
+  EXPECT_THAT(r.help_text, HasSubstr("--device=cpu|cuda"));
   EXPECT_THAT(r.help_text, HasSubstr("--resume=auto|PATH"));
   EXPECT_THAT(r.help_text, HasSubstr("--eval-only"));
   // The command-line aliases are listed with the key they stand for.
@@ -347,7 +353,7 @@ TEST(ConfigAliases, ErrorsNameTheKey) {
               AllOf(HasSubstr("comm.allreduce"), HasSubstr("more than once")));
   EXPECT_THAT(ErrorOf({"--comm-timeout=5", "--comm-timeout=6"}),
               AllOf(HasSubstr("comm.timeout"), HasSubstr("more than once")));
-  EXPECT_THAT(ErrorOf({"--allreduce=nccl"}), AllOf(HasSubstr("comm.allreduce = 'nccl'"), HasSubstr("ring, mpi")));
+  EXPECT_THAT(ErrorOf({"--allreduce=gloo"}), AllOf(HasSubstr("comm.allreduce = 'gloo'"), HasSubstr("ring, mpi")));
   EXPECT_THAT(ErrorOf({"--comm-timeout=-1"}), AllOf(HasSubstr("comm.timeout = -1"), HasSubstr("> 0")));
   EXPECT_THAT(ErrorOf({"--comm-timeout"}), AllOf(HasSubstr("comm.timeout"), HasSubstr("no value")));
   // Misspelled aliases get a suggestion; only the exact alias is rewritten.
@@ -727,7 +733,18 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyAndAllowedRange) {
       {{"--train.output_dir="}, "train.output_dir", "directory"},
       {{"--train.output_dir=runs/#3"}, "train.output_dir", "'#'"},
       {{"--train.trace_steps=-1"}, "train.trace_steps", ">= 0"},
-      {{"--comm.allreduce=nccl"}, "comm.allreduce", "ring, mpi"},
+      {{"--comm.allreduce=gloo"}, "comm.allreduce", "ring, mpi, nccl"},
+      // GPU-only settings on the CPU, and the [gpu] section's ranges.
+      {{"--comm.allreduce=nccl"}, "comm.allreduce = nccl", "train.device = cuda"},
+      {{"--device=tpu"}, "train.device", "cpu, cuda"},
+      {{"--precision=fp8"}, "train.precision", "auto, fp32, bf16, fp16"},
+      {{"--precision=bf16"}, "train.precision = bf16", "train.device = cuda"},
+      {{"--device=cuda", "--comm.dtype=bf16"}, "comm.dtype = bf16", "comm.dtype = fp32"},
+      {{"--gpu.conv_algo=fast"}, "gpu.conv_algo", "heuristic, find"},
+      {{"--gpu.workspace_mb=-1"}, "gpu.workspace_mb", ">= 0"},
+      {{"--gpu.loss_scale=1000"}, "gpu.loss_scale", "power of two"},
+      {{"--gpu.loss_scale=0"}, "gpu.loss_scale", "power of two"},
+      {{"--gpu.loss_scale_window=0"}, "gpu.loss_scale_window", ">= 1"},
       {{"--comm.allreduce=Ring"}, "comm.allreduce", "ring, mpi"},
       {{"--comm.bucket_mb=0"}, "comm.bucket_mb", "> 0"},
       {{"--comm.bucket_mb=-1"}, "comm.bucket_mb", "> 0"},

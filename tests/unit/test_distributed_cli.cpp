@@ -158,6 +158,18 @@ TEST(Distributed, ConfigErrorsAreReportedByEveryRank) {
   EXPECT_GE(count, 2u) << r.output;
 }
 
+// --device cuda where there is no GPU: each rank says so itself and the job
+// ends with exit 2 (an agreed start-up error, no MPI_Abort).
+TEST(Distributed, MissingGpuIsReportedByEveryRank) {
+  const std::string dir = fresh_dir("rn_dist_nogpu");
+  const ProcessRun r = mpirun(2, "", "--device cuda --train.output_dir=" + dir);
+  if (r.exit_code == 0) GTEST_SKIP() << "a GPU is visible here";
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  for (const char* rank : {"rank 0", "rank 1"})
+    EXPECT_NE(r.output.find(rank), std::string::npos) << "no message from " << rank << ":\n" << r.output;
+  EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
+}
+
 }  // namespace
 
 namespace {

@@ -40,7 +40,7 @@ class BatchNormLayerGradient : public ::testing::TestWithParam<BnCase> {
   void SetUp() override {
     const BnCase& c = GetParam();
     be = make_cpu_backend(2);
-    bn = std::make_unique<BatchNorm2d>(*be, ps, "bn", c.c, c.relu);
+    bn = std::make_unique<BatchNorm2d>(*be, ps, "bn", c.c, c.relu ? BnTail::kRelu : BnTail::kNone);
     ps.allocate(*be);
     auto rng = ref::make_rng(c.seed);
     // gamma away from 0 so the fused-ReLU nudge can always clear the kink.

@@ -17,6 +17,7 @@
 #include "data/jpeg_decoder.h"
 #include "data/loader.h"
 #include "data/shard_format.h"
+#include "data/synthetic_stream.h"
 #include "dataset_test_util.h"
 #include "process_util.h"
 
@@ -195,6 +196,88 @@ std::vector<float> run_loader(const std::string& dir, int threads, int prefetch,
     if (indices) indices->insert(indices->end(), batch.indices, batch.indices + batch.n);
   }
   return out;
+}
+
+// A HostPinner that records what it pins and when each handle is released.
+struct PinLog {
+  struct Range {
+    const char* begin;
+    size_t bytes;
+    bool released = false;
+  };
+  std::vector<Range> ranges;
+  HostPinner pinner() {
+    return [this](void* p, size_t bytes) {
+      const size_t i = ranges.size();
+      ranges.push_back({static_cast<const char*>(p), bytes});
+      return std::shared_ptr<void>(p, [this, i](void*) { ranges[i].released = true; });
+    };
+  }
+  // The pinned, unreleased range that holds [p, p + bytes), or -1.
+  int find(const void* p, size_t bytes) const {
+    const auto* c = static_cast<const char*>(p);
+    for (size_t i = 0; i < ranges.size(); ++i)
+      if (!ranges[i].released && c >= ranges[i].begin && c + bytes <= ranges[i].begin + ranges[i].bytes) return int(i);
+    return -1;
+  }
+};
+
+TEST(Loader, PinsEverySlotOnceAndEveryBatchLiesInPinnedMemoryUntilDestroyed) {
+  const std::string dir = fresh_dir("rn_loader_pin");
+  write_dataset(dir, Layout::kJpeg, 20, 5, 3, 20, 14);
+  PinLog log;
+  std::set<int> used;
+  {
+    LoaderOptions o = options_for(dir, 3, 0, 1, true);
+    o.prefetch = 3;
+    Loader l(o);
+    l.pin_images(log.pinner());
+    EXPECT_TRUE(log.ranges.empty());  // buffers are made by start()
+    l.start({0, 0});
+    ASSERT_EQ(log.ranges.size(), 4u);  // 1 + prefetch slots
+    for (const auto& r : log.ranges) EXPECT_EQ(r.bytes, 3u * 3 * 8 * 8 * sizeof(float));
+    for (int b = 0; b < 10; ++b) {
+      const Batch& batch = l.next();
+      const int at = log.find(batch.images, size_t(batch.n) * 3 * 8 * 8 * sizeof(float));
+      EXPECT_GE(at, 0) << "batch " << b << " is not in pinned memory";
+      used.insert(at);
+    }
+    l.start({1, 3});  // restarting reuses the pinned slots
+    l.next();
+    EXPECT_EQ(log.ranges.size(), 4u);
+    for (const auto& r : log.ranges) EXPECT_FALSE(r.released);
+  }
+  EXPECT_EQ(used.size(), 4u);  // the batches rotate through every slot
+  for (const auto& r : log.ranges) EXPECT_TRUE(r.released);
+  // Pinning after start() pins the slots that exist, once.
+  PinLog late;
+  {
+    Loader l(options_for(dir, 3, 0, 1, true));
+    l.start({0, 0});
+    l.pin_images(late.pinner());
+    EXPECT_EQ(late.ranges.size(), 3u);  // 1 + prefetch 2
+    const Batch& batch = l.next();
+    EXPECT_GE(late.find(batch.images, size_t(batch.n) * 3 * 8 * 8 * sizeof(float)), 0);
+  }
+  for (const auto& r : late.ranges) EXPECT_TRUE(r.released);
+}
+
+TEST(SyntheticStream, PinsItsOneBatchBufferUntilDestroyed) {
+  PinLog log;
+  {
+    SyntheticStreamOptions o;
+    o.source = rn::SyntheticOptions{10, 16, 0.5, 3};
+    o.batch_size = 5;
+    o.samples = 40;
+    SyntheticStream s(o);
+    s.pin_images(log.pinner());
+    ASSERT_EQ(log.ranges.size(), 1u);
+    EXPECT_EQ(log.ranges[0].bytes, 5u * 3 * 16 * 16 * sizeof(float));
+    s.start({0, 0});
+    for (int b = 0; b < 3; ++b) EXPECT_EQ(log.find(s.next().images, log.ranges[0].bytes), 0);
+    EXPECT_FALSE(log.ranges[0].released);
+  }
+  EXPECT_TRUE(log.ranges[0].released);
 }
 
 TEST(Loader, BatchesDoNotDependOnThreadsOrPrefetchAndResumeExactly) {

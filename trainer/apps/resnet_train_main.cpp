@@ -86,14 +86,15 @@ int main(int argc, char** argv) {
       g_mpi = std::make_unique<rn::comm::MpiSession>(&argc, &argv);
       world = std::make_unique<rn::comm::Communicator>(MPI_COMM_WORLD, req.config.comm.timeout);
     }
-    const int local_size = g_mpi ? g_mpi->world().local_size : 1;
+    rn::RankPlacement where;
+    if (g_mpi) where = {g_mpi->world().local_rank, g_mpi->world().local_size};
     if (req.action == rn::CliAction::kEval) {
-      rn::evaluate_checkpoint(req.config, world.get(), local_size);
+      rn::evaluate_checkpoint(req.config, world.get(), where);
       world.reset();
       g_mpi.reset();
       return 0;
     }
-    const rn::TrainResult r = rn::run_training(req.config, world.get(), local_size);
+    const rn::TrainResult r = rn::run_training(req.config, world.get(), where);
     world.reset();
     g_mpi.reset();
     return r.interrupted ? kExitResumable : 0;

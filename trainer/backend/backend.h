@@ -5,9 +5,12 @@
 // and input shape (it caches the library's primitives and any layout
 // conversion buffers), so the steady-state step allocates nothing.
 //
-// All tensors passed to a backend were allocated by that backend. Float data
-// are fp32. Every kernel call is asynchronous with respect to the host on
-// backends that have a stream; `synchronize()` waits.
+// All tensors passed to a backend were allocated by that backend. Parameters,
+// gradients, BN statistics, logits and the optimizer state are fp32;
+// activations have the backend's activation_dtype() (fp32 on the CPU; bf16 or
+// fp16 in the GPU backend's mixed precision). Every kernel call is
+// asynchronous with respect to the host on backends that have a stream;
+// `synchronize()` waits.
 #pragma once
 
 #include <cstdint>
@@ -44,8 +47,17 @@ class ConvKernel {
   virtual void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw) = 0;
 };
 
-// Batch normalisation over N,H,W per channel; optional ReLU fused after it.
+// What a batch-norm kernel computes after normalising:
+//   kNone     y = bn(x)
+//   kRelu     y = relu(bn(x))
+//   kAddRelu  y = relu(bn(x) + z): a residual block's tail in one kernel
+//             (only where Backend::supports_bn_add_relu()).
+enum class BnTail { kNone, kRelu, kAddRelu };
+
+// Batch normalisation over N,H,W per channel, with its tail (BnTail) fused.
 // mean/var are the biased batch statistics of the last training forward.
+// z (the residual input) and dz (its gradient) are used with kAddRelu only,
+// and have x's shape, layout and dtype.
 //
 // A kernel made with global_stats (Backend::make_batchnorm) normalises with
 // given statistics in training too ("frozen" BN): forward_training then
@@ -58,14 +70,14 @@ class BatchNormKernel {
   virtual ~BatchNormKernel() = default;
   // Without global_stats: writes the batch statistics into mean/var. With
   // global_stats: reads mean/var (they are not modified).
-  virtual void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y,
-                                Tensor& mean, Tensor& var) = 0;
-  virtual void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                 const Tensor& mean, const Tensor& var, Tensor& y) = 0;
+  virtual void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
+                                Tensor& var, const Tensor* z = nullptr) = 0;
+  virtual void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                                 const Tensor& var, Tensor& y, const Tensor* z = nullptr) = 0;
   // Uses the statistics (and ReLU mask) of the last forward_training: pass
   // the mean/var that forward_training wrote (or, with global_stats, read).
-  virtual void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta,
-                        const Tensor& mean, const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta) = 0;
+  virtual void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                        const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta, Tensor* dz = nullptr) = 0;
 };
 
 class ReluKernel {
@@ -104,16 +116,21 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
-  // Uninitialised storage for `shape` in `layout`.
-  virtual Tensor allocate(const Shape& shape, Layout layout) = 0;
+  // Uninitialised storage for `shape` in `layout` with elements of `dtype`.
+  virtual Tensor allocate(const Shape& shape, Layout layout, DType dtype = DType::kF32) = 0;
   // The layout activations with `channels` channels should stay in between
-  // layers (blocked on AVX-512/AVX2 CPUs, so no per-op reorders).
+  // layers (blocked on AVX-512/AVX2 CPUs, NHWC on GPUs, so no per-op reorders).
   virtual Layout activation_layout(int64_t channels) const = 0;
+  // The element type of activations between layers (convolution outputs and
+  // everything computed from them up to the global pool).
+  virtual DType activation_dtype() const { return DType::kF32; }
+  // Whether make_batchnorm accepts BnTail::kAddRelu.
+  virtual bool supports_bn_add_relu() const { return false; }
 
   virtual std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) = 0;
-  // global_stats: forward_training and backward use the mean/var passed in
-  // (see BatchNormKernel) instead of batch statistics.
-  virtual std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu,
+  // s/l/dtype: of x. global_stats: forward_training and backward use the
+  // mean/var passed in (see BatchNormKernel) instead of batch statistics.
+  virtual std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, DType dtype, float eps, BnTail tail,
                                                           bool global_stats = false) = 0;
   virtual std::unique_ptr<ReluKernel> make_relu(const Shape& s, Layout l) = 0;
   virtual std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) = 0;
@@ -125,7 +142,7 @@ class Backend {
   virtual void axpby(float a, Tensor& y, float b, const Tensor& x) = 0;
   // out = a + b  (out may alias a or b)
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
-  // Copies with layout conversion; shapes must match.
+  // Copies with layout and dtype conversion; shapes must match.
   virtual void copy(const Tensor& src, Tensor& dst) = 0;
 
   // Shortcut option A: y[:, :Cx] = x[:, :, ::s, ::s], y[:, Cx:] = 0.
@@ -135,14 +152,20 @@ class Backend {
   // Softmax cross-entropy with label smoothing eps: target is
   // (1-eps) on the label plus eps/K on every class. labels: host int32 array
   // of length N; a label < 0 marks a skipped sample (no loss, zero gradient,
-  // not in the mean). Writes d(mean loss)/d(logits) into dlogits.
+  // not in the mean). Writes loss_scale * d(mean loss)/d(logits) into
+  // dlogits (loss_scale > 1: fp16 loss scaling; the loss itself is unscaled).
   virtual LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
-                                           Tensor& dlogits) = 0;
+                                           Tensor& dlogits, float loss_scale = 1.f) = 0;
 
-  // SGD with momentum over a flat range (PyTorch's formulation):
-  //   g = grad + wd * p;  v = mu * v + g;  p -= lr * (nesterov ? g + mu * v : v)
+  // SGD with momentum over a flat range (PyTorch's formulation), on the
+  // gradient times grad_scale (1 / loss scale):
+  //   g = grad_scale * grad + wd * p;  v = mu * v + g;
+  //   p -= lr * (nesterov ? g + mu * v : v)
   virtual void sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum,
-                        float weight_decay, bool nesterov) = 0;
+                        float weight_decay, bool nesterov, float grad_scale = 1.f) = 0;
+  // Whether every element of an fp32 tensor is finite (a loss-scaled
+  // gradient that overflowed is not). Waits for the kernels before it.
+  virtual bool all_finite(const Tensor& t) = 0;
 
   // Plain NCHW (or NC) host float arrays <-> tensors of any layout.
   virtual void to_host(const Tensor& t, float* host) = 0;
@@ -152,9 +175,43 @@ class Backend {
   virtual const float* host_view(const Tensor& t) { return nullptr; }
   virtual void from_host(const float* host, Tensor& t) = 0;
   virtual void synchronize() = 0;
+  // Page-locks [p, p + bytes), which from_host will read again and again
+  // (the loader's batch buffers), so that uploads from it are asynchronous
+  // DMA; unpinned when the last copy of the handle goes (the memory must
+  // outlive it). While an upload from it may be queued, its contents must
+  // not change: until the next synchronize(), to_host, all_finite or
+  // softmax_cross_entropy. Host backends: nothing to do, returns null.
+  virtual std::shared_ptr<void> pin_host_memory(void* p, size_t bytes) { return nullptr; }
+
+  // --- device facts (host backends keep the defaults) ---
+  // CUDA device ordinal of this backend's memory, or -1 for host memory.
+  virtual int device() const { return -1; }
+  // The stream every kernel runs on (a cudaStream_t), or nullptr.
+  virtual void* stream() const { return nullptr; }
+  // One line for the run log: the device, its memory, library versions.
+  virtual std::string describe() const { return name(); }
+  // Most bytes of device memory this backend held at once (0 for host
+  // backends).
+  virtual size_t peak_memory_bytes() const { return 0; }
 };
 
 // The oneDNN CPU backend (always available). threads <= 0 keeps OpenMP's default.
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+// What resnet-train asks for (train.device, train.precision, gpu.*).
+struct BackendOptions {
+  std::string device = "cpu";                // "cpu" | "cuda"
+  int threads = 0;                           // cpu: OpenMP threads (<= 0: OpenMP's default)
+  int cuda_device = 0;                       // cuda: the ordinal among the visible devices
+  DType precision = DType::kF32;             // cuda: activation dtype (fp32 = NCHW reference mode)
+  std::string conv_algo = "heuristic";       // cuda: "heuristic" | "find" (timed once per shape)
+  size_t workspace_bytes = size_t(1) << 30;  // cuda: largest convolution workspace
+};
+
+// The backend for `o.device`. Throws UserError when it cannot be had: cuda
+// in a build without the CUDA backend, no visible GPU, a cuDNN too old.
+std::unique_ptr<Backend> make_backend(const BackendOptions& o);
+// True when this build has the CUDA backend compiled in.
+bool cuda_backend_compiled();
 
 }  // namespace rn

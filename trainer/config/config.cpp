@@ -316,10 +316,22 @@ const std::vector<OptionSpec>& options() {
                 "record the first N steps' forward/backward/all-reduce timeline into "
                 "<output_dir>/trace.json (Chrome trace format, rank 0); >= 0, 0: off",
                 RN_FIELD(train.trace_steps)),
+      make<std::string>("train", "device", "cpu|cuda",
+                        "where each rank computes: cpu (oneDNN) | cuda (one "
+                        "GPU per rank, by its position "
+                        "on the node; CUDA_VISIBLE_DEVICES applies)",
+                        RN_FIELD(train.device)),
+      make<std::string>("train", "precision", "STRING",
+                        "activation dtype: auto (cuda: bf16 on compute capability >= 8.0, "
+                        "else fp16; cpu: "
+                        "fp32) | fp32 | bf16 | fp16 (weights, gradients and BN stay fp32)",
+                        RN_FIELD(train.precision)),
       // [comm]
       make<std::string>("comm", "allreduce", "STRING",
-                        "gradient all-reduce: ring (own ring all-reduce over MPI point-to-point) | "
-                        "mpi (MPI_Allreduce, for comparison)",
+                        "gradient all-reduce: ring (own ring all-reduce over "
+                        "MPI point-to-point) | "
+                        "mpi (MPI_Allreduce, for comparison) | nccl "
+                        "(train.device = cuda only, for comparison)",
                         RN_FIELD(comm.allreduce)),
       make<double>("comm", "bucket_mb", "FLOAT", "gradient bucket size in MiB (> 0)", RN_FIELD(comm.bucket_mb)),
       make<std::string>("comm", "dtype", "STRING",
@@ -354,6 +366,17 @@ const std::vector<OptionSpec>& options() {
       make<double>("checkpoint", "every_minutes", "FLOAT",
                    "save when this many minutes passed since the last save (>= 0; 0: off)",
                    RN_FIELD(checkpoint.every_minutes)),
+      // [gpu]
+      make<std::string>("gpu", "conv_algo", "STRING",
+                        "cuDNN convolution algorithms, chosen once per shape: "
+                        "heuristic | find (timed)",
+                        RN_FIELD(gpu.conv_algo)),
+      make<int64_t>("gpu", "workspace_mb", "INT", "largest convolution workspace in MiB (>= 0)",
+                    RN_FIELD(gpu.workspace_mb)),
+      make<double>("gpu", "loss_scale", "FLOAT", "fp16: initial loss scale (> 0, a power of two)",
+                   RN_FIELD(gpu.loss_scale)),
+      make<int>("gpu", "loss_scale_window", "INT", "fp16: clean steps before the loss scale doubles (>= 1)",
+                RN_FIELD(gpu.loss_scale_window)),
   };
   return table;
 }
@@ -361,7 +384,7 @@ const std::vector<OptionSpec>& options() {
 #undef RN_FIELD
 
 const std::vector<std::string>& sections() {
-  static const std::vector<std::string> s = {"model", "data", "optim", "train", "comm", "checkpoint"};
+  static const std::vector<std::string> s = {"model", "data", "optim", "train", "comm", "checkpoint", "gpu"};
   return s;
 }
 
@@ -391,6 +414,8 @@ const std::vector<CliAlias>& cli_aliases() {
       {"max-bad-samples", "data.max_bad_samples", "N"},
       {"resume", "checkpoint.resume", "auto|PATH"},
       {"init-from", "checkpoint.init_from", "PATH"},
+      {"device", "train.device", "cpu|cuda"},
+      {"precision", "train.precision", "P"},
   };
   return a;
 }
@@ -888,13 +913,31 @@ void validate(const Config& c) {
   check_ini_string("train.output_dir", t.output_dir);
   if (t.trace_steps < 0)
     fail(fmt::format("train.trace_steps = {} is out of range; must be >= 0 (0: no trace).", t.trace_steps));
+  check_one_of("train.device", t.device, {"cpu", "cuda"});
+  check_one_of("train.precision", t.precision, {"auto", "fp32", "bf16", "fp16"});
+  if (t.device == "cpu" && t.precision != "auto" && t.precision != "fp32")
+    fail(
+        fmt::format("train.precision = {} needs train.device = cuda; the CPU "
+                    "backend computes in fp32 (use auto "
+                    "or fp32).",
+                    t.precision));
 
   // [comm]
   const auto& m = c.comm;
-  check_one_of("comm.allreduce", m.allreduce, {"ring", "mpi"});
+  check_one_of("comm.allreduce", m.allreduce, {"ring", "mpi", "nccl"});
+  if (m.allreduce == "nccl" && t.device != "cuda")
+    fail(
+        "comm.allreduce = nccl needs train.device = cuda (NCCL reduces GPU "
+        "buffers); use ring or mpi on the CPU.");
   if (!(m.bucket_mb > 0))
     fail(fmt::format("comm.bucket_mb = {} is out of range; must be > 0 (MiB).", format_double(m.bucket_mb)));
   check_one_of("comm.dtype", m.dtype, {"fp32", "bf16", "fp16"});
+  if (m.dtype != "fp32" && t.device == "cuda")
+    fail(
+        fmt::format("comm.dtype = {} is for train.device = cpu; on GPUs "
+                    "gradients travel in fp32 (set comm.dtype = "
+                    "fp32).",
+                    m.dtype));
   if (m.segment_kb < 1) fail(fmt::format("comm.segment_kb = {} is out of range; must be >= 1 (KiB).", m.segment_kb));
   if (!(m.timeout > 0))
     fail(fmt::format("comm.timeout = {} is out of range; must be > 0 (seconds).", format_double(m.timeout)));
@@ -914,6 +957,19 @@ void validate(const Config& c) {
   if (!(k.every_minutes >= 0))
     fail(fmt::format("checkpoint.every_minutes = {} is out of range; must be >= 0 (0: off).",
                      format_double(k.every_minutes)));
+
+  // [gpu]
+  const GpuConfig& g = c.gpu;
+  check_one_of("gpu.conv_algo", g.conv_algo, {"heuristic", "find"});
+  if (g.workspace_mb < 0)
+    fail(fmt::format("gpu.workspace_mb = {} is out of range; must be >= 0 (MiB).", g.workspace_mb));
+  if (!(g.loss_scale > 0) || std::exp2(std::round(std::log2(g.loss_scale))) != g.loss_scale)
+    fail(
+        fmt::format("gpu.loss_scale = {} is out of range; must be a power of "
+                    "two > 0 (e.g. 65536).",
+                    format_double(g.loss_scale)));
+  if (g.loss_scale_window < 1)
+    fail(fmt::format("gpu.loss_scale_window = {} is out of range; must be >= 1 (steps).", g.loss_scale_window));
 }
 
 std::string to_ini(const Config& c) {

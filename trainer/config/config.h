@@ -167,14 +167,41 @@ struct TrainConfig {
   // Record the first N steps' forward/backward/all-reduce timeline into
   // <output_dir>/trace.json (Chrome trace format, rank 0); >= 0, 0: off.
   int trace_steps = 0;
+  // Where each rank computes: "cpu" (oneDNN) or "cuda" (one GPU per rank:
+  // the rank's position on its node modulo the visible GPUs, so
+  // CUDA_VISIBLE_DEVICES and Slurm's GPU binding apply).
+  std::string device = "cpu";
+  // Activation dtype: "auto" (cuda: bf16 on compute capability >= 8.0, else
+  // fp16 with loss scaling; cpu: fp32) | fp32 (NCHW, the reference) | bf16 |
+  // fp16. Parameters, gradients, BN and the optimizer stay fp32.
+  std::string precision = "auto";
 
   friend bool operator==(const TrainConfig&, const TrainConfig&) = default;
+};
+
+// GPU-only settings (train.device = cuda).
+struct GpuConfig {
+  // cuDNN convolution algorithms, chosen once per layer shape: "heuristic"
+  // (cuDNN's ranking, instant) | "find" (each candidate timed once at start).
+  std::string conv_algo = "heuristic";
+  // Largest convolution workspace in MiB (>= 0): algorithms needing more are
+  // not used. One arena serves every convolution.
+  int64_t workspace_mb = 1024;
+  // fp16 only: initial loss scale (> 0; a power of two). Halved on every
+  // step whose gradients overflow (the step is skipped and counted); doubled
+  // after gpu.loss_scale_window clean steps.
+  double loss_scale = 65536;
+  int loss_scale_window = 2000;
+
+  friend bool operator==(const GpuConfig&, const GpuConfig&) = default;
 };
 
 // Gradient communication between data-parallel ranks.
 struct CommConfig {
   // All-reduce implementation: "ring" (the project's own ring all-reduce over
-  // MPI point-to-point) or "mpi" (MPI_Allreduce, for comparison).
+  // MPI point-to-point; on GPUs through CUDA-aware MPI or pinned host
+  // staging), "mpi" (MPI_Allreduce, for comparison) or "nccl" (GPUs only,
+  // for comparison).
   std::string allreduce = "ring";
   // Gradient bucket size in MiB (> 0): gradients are all-reduced in buckets
   // of about this size.
@@ -225,6 +252,7 @@ struct Config {
   TrainConfig train;
   CommConfig comm;
   CheckpointConfig checkpoint;
+  GpuConfig gpu;
   // Path given with --config ("" when none). Not an INI key.
   std::string config_file;
 

@@ -6,10 +6,16 @@ namespace rn {
 
 const char* layout_name(Layout l) {
   switch (l) {
-    case Layout::kNCHW: return "nchw";
-    case Layout::kNCHW8c: return "nChw8c";
-    case Layout::kNCHW16c: return "nChw16c";
-    case Layout::kNC: return "nc";
+    case Layout::kNCHW:
+      return "nchw";
+    case Layout::kNCHW8c:
+      return "nChw8c";
+    case Layout::kNCHW16c:
+      return "nChw16c";
+    case Layout::kNHWC:
+      return "nhwc";
+    case Layout::kNC:
+      return "nc";
   }
   return "?";
 }
@@ -43,8 +49,11 @@ std::string Shape::str() const {
 }
 
 Tensor::Tensor(Shape shape, Layout layout, std::shared_ptr<Buffer> buf, size_t offset_elems)
-    : shape_(std::move(shape)), layout_(layout), buf_(std::move(buf)), offset_(offset_elems) {
-  RN_CHECK(buf_ && (offset_ + static_cast<size_t>(shape_.numel())) * sizeof(float) <= buf_->bytes(),
+    : Tensor(std::move(shape), layout, DType::kF32, std::move(buf), offset_elems) {}
+
+Tensor::Tensor(Shape shape, Layout layout, DType dtype, std::shared_ptr<Buffer> buf, size_t offset_elems)
+    : shape_(std::move(shape)), layout_(layout), dtype_(dtype), buf_(std::move(buf)), offset_(offset_elems) {
+  RN_CHECK(buf_ && (offset_ + static_cast<size_t>(shape_.numel())) * dtype_size(dtype_) <= buf_->bytes(),
            "tensor " + shape_.str() + " does not fit its buffer");
   RN_CHECK(layout_channel_block(layout_) == 1 || (shape_.rank() == 4 && shape_[1] % layout_channel_block(layout_) == 0),
            std::string("layout ") + layout_name(layout_) + " needs channels divisible by its block, got " + shape_.str());
@@ -52,12 +61,12 @@ Tensor::Tensor(Shape shape, Layout layout, std::shared_ptr<Buffer> buf, size_t o
 
 Tensor Tensor::view(Shape shape, Layout layout) const {
   RN_CHECK(shape.numel() == numel(), "view " + shape.str() + " of " + shape_.str());
-  return Tensor(std::move(shape), layout, buf_, offset_);
+  return Tensor(std::move(shape), layout, dtype_, buf_, offset_);
 }
 
 Tensor Tensor::slice(size_t offset, Shape shape, Layout layout) const {
   RN_CHECK(offset + static_cast<size_t>(shape.numel()) <= static_cast<size_t>(numel()), "slice out of range");
-  return Tensor(std::move(shape), layout, buf_, offset_ + offset);
+  return Tensor(std::move(shape), layout, dtype_, buf_, offset_ + offset);
 }
 
 }  // namespace rn

@@ -2,7 +2,9 @@
 //
 // Shapes are NCHW logical dimensions whatever the layout; sizes are element
 // counts (int64_t) and byte counts (size_t). A Tensor shares ownership of its
-// Buffer, so views (Tensor::view) keep the storage alive. Data are float32.
+// Buffer, so views (Tensor::view) keep the storage alive. Elements are fp32
+// unless the tensor says otherwise (dtype(): the GPU backend's mixed
+// precision keeps activations in bf16/fp16); offsets count elements.
 #pragma once
 
 #include <array>
@@ -12,14 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "trainer/core/dtype.h"
+
 namespace rn {
 
 // Physical arrangement of a 4-D activation or 2-D matrix.
 //  kNCHW    plain, W fastest (PyTorch's default, OIHW for weights)
 //  kNCHW8c  channel blocks of 8  (oneDNN nChw8c,  AVX2)
 //  kNCHW16c channel blocks of 16 (oneDNN nChw16c, AVX-512); C % 16 == 0
+//  kNHWC    channels fastest (cuDNN's tensor-core layout; PyTorch's channels_last)
 //  kNC      2-D, row-major (logits, fully connected)
-enum class Layout { kNCHW, kNCHW8c, kNCHW16c, kNC };
+enum class Layout { kNCHW, kNCHW8c, kNCHW16c, kNHWC, kNC };
 const char* layout_name(Layout l);
 // Channel block of a layout: 1 for plain, 8 or 16 for blocked.
 int64_t layout_channel_block(Layout l);
@@ -65,15 +70,22 @@ class Buffer {
 class Tensor {
  public:
   Tensor() = default;
+  // An fp32 tensor.
   Tensor(Shape shape, Layout layout, std::shared_ptr<Buffer> buf, size_t offset_elems = 0);
+  Tensor(Shape shape, Layout layout, DType dtype, std::shared_ptr<Buffer> buf, size_t offset_elems = 0);
 
   const Shape& shape() const { return shape_; }
   Layout layout() const { return layout_; }
   int64_t numel() const { return shape_.numel(); }
-  size_t bytes() const { return static_cast<size_t>(numel()) * sizeof(float); }
+  DType dtype() const { return dtype_; }
+  size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool empty() const { return !buf_; }
+  // The first element as fp32 (only for fp32 tensors; see raw()).
   float* data() const { return static_cast<float*>(buf_->data()) + offset_; }
-  // The same storage seen with another shape/layout of equal element count.
+  // The first element, whatever the type.
+  void* raw() const { return static_cast<char*>(buf_->data()) + offset_ * dtype_size(dtype_); }
+  // The same storage seen with another shape/layout of equal element count
+  // (and the same dtype).
   Tensor view(Shape shape, Layout layout) const;
   // A window of `count` elements starting at element `offset` (flat views
   // into parameter and gradient buffers).
@@ -82,6 +94,7 @@ class Tensor {
  private:
   Shape shape_;
   Layout layout_ = Layout::kNCHW;
+  DType dtype_ = DType::kF32;
   std::shared_ptr<Buffer> buf_;
   size_t offset_ = 0;
 };

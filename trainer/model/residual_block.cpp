@@ -6,7 +6,11 @@ namespace rn {
 
 ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& prefix, BlockType type, int64_t c_in,
                              int64_t planes, int64_t stride, ShortcutType shortcut)
-    : be_(be), type_(type), shortcut_(shortcut), relu_(be) {
+    : be_(be),
+      type_(type),
+      shortcut_(shortcut),
+      fused_tail_(shortcut != ShortcutType::kNone && be.supports_bn_add_relu()),
+      relu_(be) {
   auto conv = [&](int i, int64_t ci, int64_t co, int64_t k, int64_t s) {
     convs_.push_back(std::make_unique<Conv2d>(be, ps, prefix + ".conv" + std::to_string(i), ci, co, k, s, k / 2));
   };
@@ -22,8 +26,9 @@ ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& pre
   }
   for (size_t i = 0; i < convs_.size(); ++i) {
     const bool last = i + 1 == convs_.size();
-    bns_.push_back(std::make_unique<BatchNorm2d>(be, ps, prefix + ".bn" + std::to_string(i + 1), convs_[i]->c_out(),
-                                                 /*fuse_relu=*/!last));
+    const BnTail tail = !last ? BnTail::kRelu : fused_tail_ ? BnTail::kAddRelu : BnTail::kNone;
+    bns_.push_back(
+        std::make_unique<BatchNorm2d>(be, ps, prefix + ".bn" + std::to_string(i + 1), convs_[i]->c_out(), tail));
   }
   const bool reshapes = stride != 1 || c_in != c_out_;
   if (reshapes && shortcut == ShortcutType::kProjection) {
@@ -65,30 +70,39 @@ int64_t ResidualBlock::macs(const Shape& in) const {
 }
 
 const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
+  const size_t last = convs_.size() - 1;
   const Tensor* h = &x;
-  for (size_t i = 0; i < convs_.size(); ++i) h = &bns_[i]->forward(convs_[i]->forward(*h, mode), mode);
-  if (shortcut_ == ShortcutType::kNone) return relu_.forward(*h, mode);
+  for (size_t i = 0; i < last; ++i) h = &bns_[i]->forward(convs_[i]->forward(*h, mode), mode);
+  const Tensor& c = convs_[last]->forward(*h, mode);
+  if (shortcut_ == ShortcutType::kNone) return relu_.forward(bns_[last]->forward(c, mode), mode);
 
   const Tensor* s = &x;
   if (proj_conv_) s = &proj_bn_->forward(proj_conv_->forward(x, mode), mode);
   if (pad_) s = &pad_->forward(x, mode);
   cur_ = &plans_.get(x.shape(), [&] {
-    return Plan{be_.allocate(h->shape(), h->layout()), be_.allocate(x.shape(), x.layout())};
+    Plan p{Tensor(), be_.allocate(x.shape(), x.layout(), x.dtype())};
+    if (!fused_tail_) p.sum = be_.allocate(c.shape(), c.layout(), c.dtype());
+    return p;
   });
-  be_.add(*h, *s, cur_->sum);
+  if (fused_tail_) return bns_[last]->forward_add(c, *s,
+                                                  mode);  // relu(bn(c) + s) in one kernel
+  be_.add(bns_[last]->forward(c, mode), *s, cur_->sum);
   return relu_.forward(cur_->sum, mode);
 }
 
 const Tensor& ResidualBlock::backward(const Tensor& dy) {
-  const Tensor& d_sum = relu_.backward(dy);
+  // With the fused tail, the last BN's backward takes dy through the ReLU and
+  // hands out both the main-path gradient and the shortcut's (dz).
+  const Tensor& d_sum = fused_tail_ ? dy : relu_.backward(dy);
   const Tensor* d = &d_sum;
   for (size_t i = convs_.size(); i-- > 0;) d = &convs_[i]->backward(bns_[i]->backward(*d));
   if (shortcut_ == ShortcutType::kNone) return *d;
 
   RN_CHECK(cur_ != nullptr, "block backward before forward");
-  const Tensor* ds = &d_sum;
-  if (proj_conv_) ds = &proj_conv_->backward(proj_bn_->backward(d_sum));
-  if (pad_) ds = &pad_->backward(d_sum);
+  const Tensor& d_short = fused_tail_ ? bns_.back()->dz() : d_sum;
+  const Tensor* ds = &d_short;
+  if (proj_conv_) ds = &proj_conv_->backward(proj_bn_->backward(d_short));
+  if (pad_) ds = &pad_->backward(d_short);
   be_.add(*d, *ds, cur_->dx);
   return cur_->dx;
 }

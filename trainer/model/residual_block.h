@@ -35,12 +35,15 @@ class ResidualBlock : public Module {
 
  private:
   struct Plan {
-    Tensor sum, dx;
+    Tensor sum, dx;  // sum: unfused tail only
   };
   Backend& be_;
   BlockType type_;
   int64_t c_out_;
   ShortcutType shortcut_;
+  // The last BN adds the shortcut and applies the ReLU itself
+  // (Backend::supports_bn_add_relu); otherwise bn, add and relu_ run apart.
+  bool fused_tail_;
   // Main path: convs_[i] then bns_[i] (with ReLU fused except the last).
   std::vector<std::unique_ptr<Conv2d>> convs_;
   std::vector<std::unique_ptr<BatchNorm2d>> bns_;

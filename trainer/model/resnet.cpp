@@ -11,9 +11,11 @@ ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutT
     : be_(be), arch_(arch), classes_(num_classes) {
   arch_.shortcut = shortcut;
   const int64_t stem = arch.widths[0];
-  if (arch.imagenet_stem) conv1_ = std::make_unique<Conv2d>(be, params_, "conv1", 3, stem, 7, 2, 3, false);
-  else conv1_ = std::make_unique<Conv2d>(be, params_, "conv1", 3, stem, 3, 1, 1, false);
-  bn1_ = std::make_unique<BatchNorm2d>(be, params_, "bn1", stem, /*fuse_relu=*/true);
+  if (arch.imagenet_stem)
+    conv1_ = std::make_unique<Conv2d>(be, params_, "conv1", 3, stem, 7, 2, 3, false);
+  else
+    conv1_ = std::make_unique<Conv2d>(be, params_, "conv1", 3, stem, 3, 1, 1, false);
+  bn1_ = std::make_unique<BatchNorm2d>(be, params_, "bn1", stem, BnTail::kRelu);
   if (arch.imagenet_stem) maxpool_ = std::make_unique<MaxPool2d>(be, 3, 2, 1);
 
   int64_t c = stem;
@@ -36,7 +38,16 @@ ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutT
 Shape ResNet::output_shape(const Shape& in) const { return Shape{in[0], classes_}; }
 
 const Tensor& ResNet::forward(const Tensor& x, Mode mode) {
-  const Tensor* h = &bn1_->forward(conv1_->forward(x, mode), mode);
+  // The images arrive as fp32 NCHW; a backend that keeps activations in
+  // another layout or dtype (the GPU's NHWC bf16) gets them converted once.
+  const Tensor* in = &x;
+  const Layout al = be_.activation_layout(x.shape()[1]);
+  if (x.layout() != al || x.dtype() != be_.activation_dtype()) {
+    Tensor& t = inputs_.get(x.shape(), [&] { return be_.allocate(x.shape(), al, be_.activation_dtype()); });
+    be_.copy(x, t);
+    in = &t;
+  }
+  const Tensor* h = &bn1_->forward(conv1_->forward(*in, mode), mode);
   if (maxpool_) h = &maxpool_->forward(*h, mode);
   for (auto& b : blocks_) h = &b->forward(*h, mode);
   return fc_->forward(avgpool_->forward(*h, mode), mode);

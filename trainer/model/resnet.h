@@ -52,6 +52,7 @@ class ResNet : public Module {
   void set_frozen_bn(bool frozen);
 
   ParamStore& params() { return params_; }
+  Backend& backend() { return be_; }
   const ArchSpec& arch() const { return arch_; }
   int64_t num_classes() const { return classes_; }
   std::vector<SummaryRow> summary(int64_t image_size) const;
@@ -70,6 +71,7 @@ class ResNet : public Module {
   std::unique_ptr<Linear> fc_;
   std::vector<size_t> block_offsets_;  // first parameter offset of each block
   std::function<void(size_t)> grad_ready_;
+  ShapeCache<Tensor> inputs_;  // the input in the activations' layout/dtype, where they differ
 };
 
 }  // namespace rn

@@ -4,9 +4,9 @@
 
 namespace rn {
 
-BatchNorm2d::BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, int64_t channels, bool fuse_relu,
-                         float eps, float momentum)
-    : be_(be), c_(channels), fuse_relu_(fuse_relu), eps_(eps), momentum_(momentum) {
+BatchNorm2d::BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, int64_t channels, BnTail tail, float eps,
+                         float momentum)
+    : be_(be), c_(channels), tail_(tail), eps_(eps), momentum_(momentum) {
   gamma_ = ps.declare_param(name + ".weight", Shape{channels}, true);
   beta_ = ps.declare_param(name + ".bias", Shape{channels}, true);
   rmean_ = ps.declare_buffer(name + ".running_mean", Shape{channels});
@@ -27,25 +27,40 @@ BatchNorm2d::Plan BatchNorm2d::make_plan(const Tensor& x) {
   RN_CHECK(x.shape().rank() == 4 && x.shape()[1] == c_,
            gamma_->name + " expects " + std::to_string(c_) + " channels, got " + x.shape().str());
   Plan p;
-  p.kernel = be_.make_batchnorm(x.shape(), x.layout(), eps_, fuse_relu_, /*global_stats=*/frozen_);
-  p.y = be_.allocate(x.shape(), x.layout());
-  p.dx = be_.allocate(x.shape(), x.layout());
+  p.kernel = be_.make_batchnorm(x.shape(), x.layout(), x.dtype(), eps_, tail_,
+                                /*global_stats=*/frozen_);
+  p.y = be_.allocate(x.shape(), x.layout(), x.dtype());
+  p.dx = be_.allocate(x.shape(), x.layout(), x.dtype());
+  if (tail_ == BnTail::kAddRelu) p.dz = be_.allocate(x.shape(), x.layout(), x.dtype());
   return p;
 }
 
 const Tensor& BatchNorm2d::forward(const Tensor& x, Mode mode) {
+  RN_CHECK(tail_ != BnTail::kAddRelu, gamma_->name + ": a bn+add+relu needs forward_add");
+  return run_forward(x, nullptr, mode);
+}
+
+const Tensor& BatchNorm2d::forward_add(const Tensor& x, const Tensor& z, Mode mode) {
+  RN_CHECK(tail_ == BnTail::kAddRelu, gamma_->name + ": forward_add on a BN without the add");
+  RN_CHECK(z.shape() == x.shape() && z.layout() == x.layout() && z.dtype() == x.dtype(),
+           gamma_->name + ": residual " + z.shape().str() + " does not match " + x.shape().str());
+  return run_forward(x, &z, mode);
+}
+
+const Tensor& BatchNorm2d::run_forward(const Tensor& x, const Tensor* z, Mode mode) {
   cur_ = &plans_.get(x.shape(), [&] { return make_plan(x); });
   x_ = x;
+  z_ = z;
   if (mode == Mode::kEval) {
-    cur_->kernel->forward_inference(x, gamma_->value, beta_->value, rmean_->value, rvar_->value, cur_->y);
+    cur_->kernel->forward_inference(x, gamma_->value, beta_->value, rmean_->value, rvar_->value, cur_->y, z);
     return cur_->y;
   }
   if (frozen_) {
     // Normalise with the running statistics; they stay as they are.
-    cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, rmean_->value, rvar_->value);
+    cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, rmean_->value, rvar_->value, z);
     return cur_->y;
   }
-  cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, mean_, var_);
+  cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, mean_, var_, z);
   // Running statistics as PyTorch keeps them: the variance is unbiased.
   const double count = double(x.shape()[0]) * double(x.shape()[2]) * double(x.shape()[3]);
   const float unbias = count > 1 ? float(count / (count - 1)) : 1.f;
@@ -59,7 +74,8 @@ const Tensor& BatchNorm2d::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "backward before forward in " + gamma_->name);
   const Tensor& mean = frozen_ ? rmean_->value : mean_;
   const Tensor& var = frozen_ ? rvar_->value : var_;
-  cur_->kernel->backward(x_, dy, gamma_->value, beta_->value, mean, var, cur_->dx, gamma_->grad, beta_->grad);
+  cur_->kernel->backward(x_, dy, gamma_->value, beta_->value, mean, var, cur_->dx, gamma_->grad, beta_->grad,
+                         tail_ == BnTail::kAddRelu ? &cur_->dz : nullptr);
   return cur_->dx;
 }
 

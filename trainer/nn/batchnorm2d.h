@@ -1,4 +1,5 @@
-// Batch normalisation (per channel over N, H, W), optionally with ReLU fused.
+// Batch normalisation (per channel over N, H, W) with its tail fused
+// (BnTail: nothing, ReLU, or residual add + ReLU where the backend has it).
 //
 // Training uses batch statistics and updates the running averages PyTorch's
 // way: running = (1 - momentum) * running + momentum * batch, with the
@@ -23,12 +24,20 @@ class BatchNorm2d : public Module {
  public:
   // Declares <name>.weight (gamma), <name>.bias (beta) and the buffers
   // <name>.running_mean, <name>.running_var, <name>.num_batches_tracked.
-  BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, int64_t channels, bool fuse_relu = false,
+  BatchNorm2d(Backend& be, ParamStore& ps, const std::string& name, int64_t channels, BnTail tail = BnTail::kNone,
               float eps = 1e-5f, float momentum = 0.1f);
   Shape output_shape(const Shape& in) const override { return in; }
+  // Not for BnTail::kAddRelu (use forward_add).
   const Tensor& forward(const Tensor& x, Mode mode) override;
+  // BnTail::kAddRelu: y = relu(bn(x) + z); z stays referenced until backward.
+  const Tensor& forward_add(const Tensor& x, const Tensor& z, Mode mode);
+  // dx; with BnTail::kAddRelu, dz() holds the residual input's gradient after
+  // it.
   const Tensor& backward(const Tensor& dy) override;
-  std::string kind() const override { return fuse_relu_ ? "bn+relu" : "bn"; }
+  const Tensor& dz() const { return cur_->dz; }
+  std::string kind() const override {
+    return tail_ == BnTail::kRelu ? "bn+relu" : tail_ == BnTail::kAddRelu ? "bn+add+relu" : "bn";
+  }
   Param& gamma() { return *gamma_; }
   Param& beta() { return *beta_; }
   StateBuffer& running_mean() { return *rmean_; }
@@ -40,15 +49,16 @@ class BatchNorm2d : public Module {
  private:
   struct Plan {
     std::unique_ptr<BatchNormKernel> kernel;
-    Tensor y, dx;
+    Tensor y, dx, dz;  // dz: kAddRelu only
   };
   Plan make_plan(const Tensor& x);
+  const Tensor& run_forward(const Tensor& x, const Tensor* z, Mode mode);
 
   Backend& be_;
   Param *gamma_, *beta_;
   StateBuffer *rmean_, *rvar_, *nbt_;
   int64_t c_;
-  bool fuse_relu_;
+  BnTail tail_;
   bool frozen_ = false;
   float eps_, momentum_;
   Tensor mean_, var_;  // batch statistics of the last training forward
@@ -56,6 +66,7 @@ class BatchNorm2d : public Module {
   ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
   Tensor x_;
+  const Tensor* z_ = nullptr;
 };
 
 }  // namespace rn

@@ -26,8 +26,8 @@ Conv2d::Plan Conv2d::make_plan(const Tensor& x) {
   const Layout yl = be_.activation_layout(c_out_);
   Plan p;
   p.kernel = be_.make_conv(g, x.layout(), yl, need_dx_);
-  p.y = be_.allocate(output_shape(x.shape()), yl);
-  if (need_dx_) p.dx = be_.allocate(x.shape(), x.layout());
+  p.y = be_.allocate(output_shape(x.shape()), yl, be_.activation_dtype());
+  if (need_dx_) p.dx = be_.allocate(x.shape(), x.layout(), x.dtype());
   return p;
 }
 

@@ -24,10 +24,12 @@ const Tensor& Pool2d::forward(const Tensor& x, Mode mode) {
     const PoolGeom g = geom(x.shape());
     Plan p;
     p.kernel = be_.make_pool(g, x.layout(), x.layout());
-    p.y = be_.allocate(Shape{g.n, g.c, g.h_out(), g.w_out()}, x.layout());
-    // A 1x1 map in nChw{8,16}c is laid out exactly as row-major [N, C].
+    // The global pool hands fp32 features to the classifier whatever the
+    // activations' dtype (mixed precision keeps the fc in fp32).
+    p.y = be_.allocate(Shape{g.n, g.c, g.h_out(), g.w_out()}, x.layout(), global_ ? DType::kF32 : x.dtype());
+    // A 1x1 map in nChw{8,16}c or NHWC is laid out exactly as row-major [N, C].
     p.y_out = global_ ? p.y.view(Shape{g.n, g.c}, Layout::kNC) : p.y;
-    p.dx = be_.allocate(x.shape(), x.layout());
+    p.dx = be_.allocate(x.shape(), x.layout(), x.dtype());
     return p;
   });
   cur_->kernel->forward(x, cur_->y, mode == Mode::kTrain);

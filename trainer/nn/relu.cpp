@@ -6,8 +6,8 @@ namespace rn {
 
 const Tensor& ReLU::forward(const Tensor& x, Mode) {
   cur_ = &plans_.get(x.shape(), [&] {
-    return Plan{be_.make_relu(x.shape(), x.layout()), be_.allocate(x.shape(), x.layout()),
-                be_.allocate(x.shape(), x.layout())};
+    return Plan{be_.make_relu(x.shape(), x.layout()), be_.allocate(x.shape(), x.layout(), x.dtype()),
+                be_.allocate(x.shape(), x.layout(), x.dtype())};
   });
   cur_->kernel->forward(x, cur_->y);
   return cur_->y;

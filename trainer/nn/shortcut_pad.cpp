@@ -11,8 +11,8 @@ Shape ShortcutPad::output_shape(const Shape& in) const {
 const Tensor& ShortcutPad::forward(const Tensor& x, Mode) {
   cur_ = &plans_.get(x.shape(), [&] {
     RN_CHECK(x.shape().rank() == 4 && x.shape()[1] <= c_out_, "pad shortcut input " + x.shape().str());
-    return Plan{be_.allocate(output_shape(x.shape()), be_.activation_layout(c_out_)),
-                be_.allocate(x.shape(), x.layout())};
+    return Plan{be_.allocate(output_shape(x.shape()), be_.activation_layout(c_out_), x.dtype()),
+                be_.allocate(x.shape(), x.layout(), x.dtype())};
   });
   be_.shortcut_pad_forward(x, cur_->y, stride_);
   return cur_->y;

@@ -12,8 +12,9 @@ class SoftmaxCrossEntropy {
  public:
   SoftmaxCrossEntropy(Backend& be, float label_smoothing = 0.f) : be_(be), smoothing_(label_smoothing) {}
   // logits [N, K] (kNC), labels: N host ints in [0, K). Computes the mean
-  // loss, top-1 hits and d(loss)/d(logits) (returned by grad()).
-  LossResult forward_backward(const Tensor& logits, const int32_t* labels);
+  // loss, top-1 hits and loss_scale * d(loss)/d(logits) (returned by grad();
+  // loss_scale > 1 is fp16 loss scaling, see trainer/optim/loss_scaler.h).
+  LossResult forward_backward(const Tensor& logits, const int32_t* labels, float loss_scale = 1.f);
   const Tensor& grad() const { return dlogits_; }
 
  private:

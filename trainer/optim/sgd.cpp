@@ -27,8 +27,8 @@ Sgd::Sgd(Backend& be, ParamStore& params, const SgdOptions& opt) : be_(be), opt_
   flush();
 }
 
-void Sgd::step(float lr) {
-  for (auto& r : runs_) be_.sgd_step(r.p, r.g, r.v, lr, opt_.momentum, r.decay, opt_.nesterov);
+void Sgd::step(float lr, float grad_scale) {
+  for (auto& r : runs_) be_.sgd_step(r.p, r.g, r.v, lr, opt_.momentum, r.decay, opt_.nesterov, grad_scale);
 }
 
 }  // namespace rn

@@ -20,8 +20,9 @@ struct SgdOptions {
 class Sgd {
  public:
   Sgd(Backend& be, ParamStore& params, const SgdOptions& opt);
-  // One update with learning rate lr (per step; schedules live elsewhere).
-  void step(float lr);
+  // One update with learning rate lr (per step; schedules live elsewhere),
+  // on the gradients times grad_scale (1 / the loss scale).
+  void step(float lr, float grad_scale = 1.f);
   // The momentum buffers, flat in ParamStore layout (PyTorch's
   // momentum_buffer of each parameter at its offset); checkpoints save it.
   Tensor& velocity() { return velocity_; }

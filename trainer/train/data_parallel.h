@@ -9,6 +9,12 @@
 // BN running statistics stay per rank during training (as in the paper and
 // PyTorch DDP); average_buffers() makes them agree before evaluation and
 // checkpoints.
+//
+// On a GPU backend (Backend::device() >= 0) the gradients are all-reduced in
+// device memory (comm/cuda: the ring through CUDA-aware MPI or pinned
+// staging, MPI, or NCCL), each bucket after an event recorded on the compute
+// stream when backward reported it ready; the rare whole-model operations
+// (broadcast, weight check, BN averaging) go through a host mirror.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +24,7 @@
 #include "comm/allreduce.h"
 #include "comm/communicator.h"
 #include "comm/gradient_sync.h"
+#include "comm/stream_fence.h"
 #include "trainer/model/resnet.h"
 
 namespace rn {
@@ -30,8 +37,9 @@ struct DataParallelOptions {
 
 class DataParallel {
  public:
-  // comm: the world (size >= 1), model: this rank's replica (host memory);
-  // both outlive this object. Installs the model's grad-ready callback.
+  // comm: the world (size >= 1), model: this rank's replica (on its
+  // backend's device); both outlive this object. Installs the model's
+  // grad-ready callback.
   DataParallel(comm::Communicator& comm, ResNet& model, const DataParallelOptions& opts);
   ~DataParallel();
 
@@ -56,10 +64,18 @@ class DataParallel {
   void average_buffers();
 
  private:
+  // The flat tensor as a host array: in place on a host backend, else
+  // through mirror_ (to_host); put_back() uploads what was changed.
+  float* host(Tensor& t);
+  void put_back(Tensor& t);
+
   comm::Communicator& comm_;
   ResNet& model_;
+  Backend& be_;
   std::unique_ptr<comm::Allreducer> ar_;
+  std::unique_ptr<comm::StreamFence> fence_;  // device backends only
   std::unique_ptr<comm::GradientSync> sync_;
+  std::vector<float> mirror_;
 };
 
 }  // namespace rn

@@ -106,4 +106,10 @@ DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_
   return s;
 }
 
+void pin_images(DataStreams& s, Backend& be) {
+  const data::HostPinner pin = [&be](void* p, size_t bytes) { return be.pin_host_memory(p, bytes); };
+  if (s.train) s.train->pin_images(pin);
+  if (s.val) s.val->pin_images(pin);
+}
+
 }  // namespace rn

@@ -8,6 +8,7 @@
 
 #include "data/augment.h"
 #include "data/batch_stream.h"
+#include "trainer/backend/backend.h"
 #include "trainer/config/config.h"
 
 namespace rn {
@@ -27,5 +28,9 @@ data::AugmentOptions augment_options(const DataConfig& d, const std::string& kin
 // this node, which share its cores among their loader threads. Throws
 // rn::UserError for a missing or unusable dataset, before training starts.
 DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_size);
+
+// Lets `be` pin the streams' image buffers (Backend::pin_host_memory: on a
+// GPU, batch uploads become asynchronous copies). `be` must outlive `s`.
+void pin_images(DataStreams& s, Backend& be);
 
 }  // namespace rn

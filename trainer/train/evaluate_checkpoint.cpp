@@ -16,11 +16,12 @@
 
 namespace rn {
 
-EvalResult evaluate_checkpoint(const Config& cfg, comm::Communicator* world, int local_size) {
+EvalResult evaluate_checkpoint(const Config& cfg, comm::Communicator* world, RankPlacement where) {
+  const int local_size = where.local_size;
   const ModelChoice m = resolve_model(cfg.model);
   const int rank = world ? world->rank() : 0;
   const int world_size = world ? world->size() : 1;
-  auto be = make_cpu_backend(threads_per_rank(cfg.train.threads, local_size));
+  auto be = make_rank_backend(cfg, where);
   ResNet model(*be, m.arch, cfg.model.num_classes, m.shortcut);
   DataStreams data;
   CheckpointInfo ck;
@@ -28,6 +29,7 @@ EvalResult evaluate_checkpoint(const Config& cfg, comm::Communicator* world, int
     ck = read_checkpoint_info(cfg.checkpoint.resume);
     load_model_weights(ck, model, *be, WeightMatch::kExact);
     data = make_data_streams(cfg, rank, world_size, local_size);
+    pin_images(data, *be);
     if (!data.val)
       throw UserError(
           "--eval-only needs validation data: set data.val (hdf5 shards) or data.val_samples > 0 "

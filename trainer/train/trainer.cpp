@@ -22,6 +22,7 @@
 #include "trainer/core/error.h"
 #include "trainer/model/resnet.h"
 #include "trainer/nn/softmax_cross_entropy.h"
+#include "trainer/optim/loss_scaler.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/optim/sgd.h"
 #include "trainer/train/checkpointer.h"
@@ -142,13 +143,20 @@ void print_summary(const Config& cfg) {
   fmt::print("multiply-adds per image: {} ({:.3f}G)\n", macs, macs / 1e9);
 }
 
-TrainResult run_training(const Config& cfg, comm::Communicator* world, int local_size) {
+TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlacement where) {
+  const int local_size = where.local_size;
   const ModelChoice m = resolve_model(cfg.model);
   const auto& t = cfg.train;
   const int rank = world ? world->rank() : 0;
   const int world_size = world ? world->size() : 1;
   const bool lead = rank == 0;  // only rank 0 prints and writes files
   namespace fs = std::filesystem;
+  // The backend (and with cuda this rank's GPU) comes first: a rank that
+  // cannot have it fails here, before anything is read or written, and
+  // every rank says why (an agreed start-up error).
+  std::unique_ptr<Backend> be;
+  DeviceChoice device;
+  agree_on_startup(world, [&] { be = make_rank_backend(cfg, where, &device); });
   std::optional<RunLog> log;
   std::optional<MetricsWriter> metrics;
   if (lead) {
@@ -164,7 +172,6 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
   const FaultInjection fault;
   StopSignals signals;
 
-  auto be = make_cpu_backend(threads_per_rank(t.threads, local_size));
   ResNet model(*be, m.arch, cfg.model.num_classes, m.shortcut);
   model.initialize(t.seed, cfg.model.zero_init_residual);
   if (cfg.model.frozen_bn) model.set_frozen_bn(true);
@@ -183,6 +190,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
     start = resolve_run_start(cfg);
     notes = start.notes;
     data = make_data_streams(cfg, rank, world_size, local_size);
+    pin_images(data, *be);
     if (start.resume) {
       for (auto& n : check_resumable(cfg, *start.resume, data.train->epoch_size())) notes.push_back(std::move(n));
       load_model_weights(*start.resume, model, *be, WeightMatch::kExact);
@@ -222,7 +230,8 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
   std::optional<DataParallel> dp;
   if (world) {
     DataParallelOptions o;
-    if (!comm::parse_algorithm(cfg.comm.allreduce, &o.algorithm)) throw UserError("comm.allreduce must be ring or mpi");
+    if (!comm::parse_algorithm(cfg.comm.allreduce, &o.algorithm))
+      throw UserError("comm.allreduce must be ring, mpi or nccl");
     if (!comm::parse_dtype(cfg.comm.dtype, &o.sync.wire)) throw UserError("comm.dtype must be fp32, bf16 or fp16");
     o.segment_bytes = size_t(cfg.comm.segment_kb) * 1024;
     o.sync.bucket_bytes = std::max<size_t>(4, size_t(cfg.comm.bucket_mb * double(1 << 20)));
@@ -278,10 +287,18 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       for (const auto& w : warnings) std::fprintf(stderr, "resnet-train[rank %d]: warning: %s\n", rank, w.c_str());
     };
     SoftmaxCrossEntropy loss(*be, float(cfg.optim.label_smoothing));
+    const DType precision = resolved_precision(cfg);
+    LossScaler scaler(precision == DType::kF16, cfg.gpu.loss_scale, cfg.gpu.loss_scale_window);
 
-    say(fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} rank(s) x batch {} = {}", RN_VERSION,
-                    m.arch.name, model.params().param_count() / 1e6, be->name(), world_size, t.batch_size,
+    say(
+        fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} "
+                    "rank(s) x batch {} = {}",
+                    RN_VERSION, m.arch.name, model.params().param_count() / 1e6, be->name(), world_size, t.batch_size,
                     global_batch));
+    if (be->device() >= 0)
+      say(fmt::format("rank 0: {}; {} activations{}", be->describe(), dtype_name(precision),
+                      scaler.enabled() ? fmt::format(", loss scale {:g}", scaler.scale()) : ""));
+    if (!device.note.empty()) say(device.note);
     if (dp && world_size > 1)
       say(fmt::format("data parallel: {} all-reduce, {} gradient bucket(s) of >= {:g} MiB, {} on the wire, overlap {}",
                       cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
@@ -327,7 +344,8 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       warn(batch.warnings);
       sample_log.add(batch);
       be->from_host(batch.images, input);
-      const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), batch.labels);
+      const float step_scale = scaler.scale();
+      const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), batch.labels, step_scale);
       const double t1 = comm::GradientSync::now();
       if (dp) dp->begin_backward();
       model.backward(loss.grad());
@@ -335,7 +353,10 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
       const double t2 = comm::GradientSync::now();
       const double exposed = dp ? dp->finish_backward() : 0.0;
       const double t3 = comm::GradientSync::now();
-      opt.step(float(lr));
+      // fp16: a step whose (identically all-reduced) gradients overflowed is
+      // skipped on every rank alike.
+      if (scaler.update(!scaler.enabled() || be->all_finite(model.params().flat_grads())))
+        opt.step(float(lr), 1.f / step_scale);
       const int64_t done = step + 1;
       if (tracing) {
         trace.span("data+forward+loss", done, t0, t1);
@@ -392,6 +413,11 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, int local
                                 {"ranks", world_size},
                                 {"data_wait_ms", wait_ms}};
           if (window[5] > 0) rec["skipped_images"] = window[5];
+          if (scaler.enabled()) {
+            rec["loss_scale"] = scaler.scale();
+            rec["skipped_steps"] = scaler.skipped();  // overflowed fp16 steps since this run's start
+          }
+          if (be->device() >= 0) rec["peak_device_mib"] = double(be->peak_memory_bytes()) / double(1 << 20);
           if (dp && world_size > 1) rec["comm_exposed_ms"] = exposed_ms;  // mean per step and rank
           metrics->write(rec);
         }

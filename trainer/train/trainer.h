@@ -3,6 +3,7 @@
 #pragma once
 
 #include "trainer/config/config.h"
+#include "trainer/train/device_setup.h"
 #include "trainer/train/evaluator.h"
 
 namespace rn::comm {
@@ -22,14 +23,15 @@ struct TrainResult {
 
 // Runs the job. Throws UserError for problems the user can fix.
 // world: the ranks training together (nullptr: a single process without MPI);
-// local_size: ranks on this node, which share its cores when train.threads
-// is 0. Only rank 0 prints and writes files; the result is the same on all.
-TrainResult run_training(const Config& cfg, comm::Communicator* world = nullptr, int local_size = 1);
+// where: this rank's place on its node (its GPU; the ranks of a node share
+// its cores when train.threads is 0). Only rank 0 prints and writes files;
+// the result is the same on all.
+TrainResult run_training(const Config& cfg, comm::Communicator* world = nullptr, RankPlacement where = {});
 
 // --eval-only: evaluates the checkpoint cfg.checkpoint.resume on data.val
 // (every sample once across ranks); rank 0 prints the result and appends an
 // "eval" record to <train.output_dir>/metrics.jsonl.
-EvalResult evaluate_checkpoint(const Config& cfg, comm::Communicator* world = nullptr, int local_size = 1);
+EvalResult evaluate_checkpoint(const Config& cfg, comm::Communicator* world = nullptr, RankPlacement where = {});
 
 // Prints the architecture table of cfg.model (and data.image_size) to stdout.
 void print_summary(const Config& cfg);

@@ -20,7 +20,8 @@ CpuBackend::CpuBackend(int threads) {
   grow_scratchpad(1 << 20);
 }
 
-Tensor CpuBackend::allocate(const Shape& shape, Layout layout) {
+Tensor CpuBackend::allocate(const Shape& shape, Layout layout, DType dtype) {
+  RN_CHECK(dtype == DType::kF32, std::string("the CPU backend computes in fp32 only, not ") + dtype_name(dtype));
   const size_t bytes = std::max<size_t>(64, (static_cast<size_t>(shape.numel()) * sizeof(float) + 63) / 64 * 64);
   void* p = std::aligned_alloc(64, bytes);
   RN_CHECK(p != nullptr, "out of host memory allocating " + std::to_string(bytes) + " bytes for " + shape.str());
@@ -43,12 +44,20 @@ dnnl::memory::desc CpuBackend::md(const Shape& s, Layout l) const {
   const dnnl::memory::dims dims(s.begin(), s.end());
   tag t = tag::undef;
   switch (s.rank()) {
-    case 1: t = tag::a; break;
-    case 2: t = tag::ab; break;
-    case 4:
-      t = l == Layout::kNCHW16c ? tag::nChw16c : l == Layout::kNCHW8c ? tag::nChw8c : tag::nchw;
+    case 1:
+      t = tag::a;
       break;
-    default: RN_CHECK(false, "no oneDNN layout for shape " + s.str());
+    case 2:
+      t = tag::ab;
+      break;
+    case 4:
+      t = l == Layout::kNCHW16c  ? tag::nChw16c
+          : l == Layout::kNCHW8c ? tag::nChw8c
+          : l == Layout::kNHWC   ? tag::nhwc
+                                 : tag::nchw;
+      break;
+    default:
+      RN_CHECK(false, "no oneDNN layout for shape " + s.str());
   }
   return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, t);
 }

@@ -45,11 +45,11 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(int threads);
   std::string name() const override { return "cpu-onednn"; }
 
-  Tensor allocate(const Shape& shape, Layout layout) override;
+  Tensor allocate(const Shape& shape, Layout layout, DType dtype = DType::kF32) override;
   Layout activation_layout(int64_t channels) const override;
 
   std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) override;
-  std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu,
+  std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, DType dtype, float eps, BnTail tail,
                                                   bool global_stats = false) override;
   std::unique_ptr<ReluKernel> make_relu(const Shape& s, Layout l) override;
   std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) override;
@@ -61,10 +61,11 @@ class CpuBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override;
   void shortcut_pad_forward(const Tensor& x, Tensor& y, int64_t stride) override;
   void shortcut_pad_backward(const Tensor& dy, Tensor& dx, int64_t stride) override;
-  LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
-                                   Tensor& dlogits) override;
+  LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
+                                   float loss_scale = 1.f) override;
   void sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum, float weight_decay,
-                bool nesterov) override;
+                bool nesterov, float grad_scale = 1.f) override;
+  bool all_finite(const Tensor& t) override;
   void to_host(const Tensor& t, float* host) override;
   const float* host_view(const Tensor& t) override {
     return t.layout() == Layout::kNCHW || t.layout() == Layout::kNC ? t.data() : nullptr;

@@ -46,21 +46,32 @@ class CpuBatchNorm final : public BatchNormKernel {
                       bpd.scratchpad_desc());
   }
 
-  void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean,
-                        Tensor& var) override {
-    be_.run(train_, {{DNNL_ARG_SRC, x.data()}, {DNNL_ARG_SCALE, gamma.data()}, {DNNL_ARG_SHIFT, beta.data()},
-                     {DNNL_ARG_DST, y.data()}, {DNNL_ARG_MEAN, mean.data()}, {DNNL_ARG_VARIANCE, var.data()},
+  void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean, Tensor& var,
+                        const Tensor* z) override {
+    RN_CHECK(z == nullptr, "the CPU backend has no fused bn+add+relu");
+    be_.run(train_, {{DNNL_ARG_SRC, x.data()},
+                     {DNNL_ARG_SCALE, gamma.data()},
+                     {DNNL_ARG_SHIFT, beta.data()},
+                     {DNNL_ARG_DST, y.data()},
+                     {DNNL_ARG_MEAN, mean.data()},
+                     {DNNL_ARG_VARIANCE, var.data()},
                      {DNNL_ARG_WORKSPACE, ws_ptr()}});
   }
 
   void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                         const Tensor& var, Tensor& y) override {
-    be_.run(infer_, {{DNNL_ARG_SRC, x.data()}, {DNNL_ARG_SCALE, gamma.data()}, {DNNL_ARG_SHIFT, beta.data()},
-                     {DNNL_ARG_MEAN, mean.data()}, {DNNL_ARG_VARIANCE, var.data()}, {DNNL_ARG_DST, y.data()}});
+                         const Tensor& var, Tensor& y, const Tensor* z) override {
+    RN_CHECK(z == nullptr, "the CPU backend has no fused bn+add+relu");
+    be_.run(infer_, {{DNNL_ARG_SRC, x.data()},
+                     {DNNL_ARG_SCALE, gamma.data()},
+                     {DNNL_ARG_SHIFT, beta.data()},
+                     {DNNL_ARG_MEAN, mean.data()},
+                     {DNNL_ARG_VARIANCE, var.data()},
+                     {DNNL_ARG_DST, y.data()}});
   }
 
   void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta) override {
+                const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta, Tensor* dz) override {
+    RN_CHECK(dz == nullptr, "the CPU backend has no fused bn+add+relu");
     // oneDNN 2.x expects the shift among backward's inputs even though the
     // gradient does not depend on it.
     be_.run(bwd_, {{DNNL_ARG_SRC, x.data()}, {DNNL_ARG_MEAN, mean.data()}, {DNNL_ARG_VARIANCE, var.data()},
@@ -80,9 +91,13 @@ class CpuBatchNorm final : public BatchNormKernel {
 
 }  // namespace
 
-std::unique_ptr<BatchNormKernel> CpuBackend::make_batchnorm(const Shape& s, Layout l, float eps, bool fuse_relu,
-                                                           bool global_stats) {
-  return std::make_unique<CpuBatchNorm>(*this, s, l, eps, fuse_relu, global_stats);
+std::unique_ptr<BatchNormKernel> CpuBackend::make_batchnorm(const Shape& s, Layout l, DType dtype, float eps,
+                                                            BnTail tail, bool global_stats) {
+  RN_CHECK(dtype == DType::kF32, "the CPU backend computes in fp32 only");
+  RN_CHECK(tail != BnTail::kAddRelu,
+           "the CPU backend has no fused bn+add+relu "
+           "(supports_bn_add_relu() is false)");
+  return std::make_unique<CpuBatchNorm>(*this, s, l, eps, tail == BnTail::kRelu, global_stats);
 }
 
 }  // namespace rn

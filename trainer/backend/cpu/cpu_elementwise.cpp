@@ -1,5 +1,7 @@
 // Memory-bound helpers as OpenMP loops: fill, axpby, add, SGD. Every
 // element is computed independently, so results do not depend on threads.
+#include <cmath>
+
 #include "trainer/backend/cpu/cpu_backend.h"
 
 namespace rn {
@@ -38,7 +40,7 @@ void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 void CpuBackend::sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum,
-                          float weight_decay, bool nesterov) {
+                          float weight_decay, bool nesterov, float grad_scale) {
   RN_CHECK(param.numel() == grad.numel() && param.numel() == velocity.numel(), "sgd_step sizes differ");
   float* p = param.data();
   const float* g = grad.data();
@@ -46,10 +48,19 @@ void CpuBackend::sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, f
   const int64_t n = param.numel();
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i] + weight_decay * p[i];
+    const float gi = grad_scale * g[i] + weight_decay * p[i];
     v[i] = momentum * v[i] + gi;
     p[i] -= lr * (nesterov ? gi + momentum * v[i] : v[i]);
   }
+}
+
+bool CpuBackend::all_finite(const Tensor& t) {
+  const float* p = t.data();
+  const int64_t n = t.numel();
+  int64_t bad = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : bad)
+  for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
+  return bad == 0;
 }
 
 }  // namespace rn

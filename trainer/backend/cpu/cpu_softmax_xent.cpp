@@ -7,7 +7,7 @@
 namespace rn {
 
 LossResult CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
-                                             Tensor& dlogits) {
+                                             Tensor& dlogits, float loss_scale) {
   RN_CHECK(logits.shape().rank() == 2 && logits.shape() == dlogits.shape(), "loss shapes " + logits.shape().str());
   const int64_t n = logits.shape()[0], k = logits.shape()[1];
   const float* z = logits.data();
@@ -36,7 +36,7 @@ LossResult CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t
       const double target = (j == label ? 1.0 - smoothing : 0.0) + smoothing / double(k);
       const double logp = double(zi[j]) - log_sum;
       loss -= target * logp;
-      dz[i * k + j] = static_cast<float>((std::exp(logp) - target) / double(counted));
+      dz[i * k + j] = static_cast<float>(double(loss_scale) * (std::exp(logp) - target) / double(counted));
     }
     total += loss;
   }

@@ -1,0 +1,191 @@
+// The CUDA backend's elementwise helpers and data movement: fill, axpby,
+// add, copy with layout and dtype conversion, and the to_host/from_host
+// round trip. Most results here are exact (no arithmetic, or one correctly
+// rounded operation), so they are compared for equality with what the host
+// computes, and against the CPU backend where it has the op.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "tests/gpu/gpu_test_util.h"
+
+namespace rn::gpu_test {
+namespace {
+
+const auto kAllPrecisions = ::testing::Values(DType::kF32, DType::kBF16, DType::kF16);
+
+std::string dtype_param(const ::testing::TestParamInfo<DType>& info) { return dtype_name(info.param); }
+
+class GpuElementwise : public GpuTestWithParam<DType> {};
+
+// Every element set, in any layout and dtype, including sizes that are not
+// a multiple of any block size. The values are exact in bf16 and fp16.
+TEST_P(GpuElementwise, Fill) {
+  const DType t = GetParam();
+  Backend& be = gpu(t);
+  for (const Shape s : {Shape{1000003}, Shape{3, 5, 7, 11}}) {
+    for (const Layout l : {Layout::kNCHW, Layout::kNHWC}) {
+      if (s.rank() != 4 && l == Layout::kNHWC) continue;
+      const Layout ll = s.rank() == 4 ? l : Layout::kNC;
+      Tensor x = be.allocate(s, ll, t);
+      for (const float v : {0.f, -2.75f, 0.5f}) {
+        be.fill(x, v);
+        EXPECT_TRUE(near("fill " + std::to_string(v) + " " + s.str() + " " + layout_name(ll), download(be, x),
+                         HostVec(size_t(s.numel()), v), 0, s));
+      }
+    }
+  }
+}
+
+// y = a y + b x on fp32 tensors (BN running statistics, the batch counter,
+// gradient averaging): against the CPU backend (fused multiply-add or not:
+// at most a rounding apart), and with y aliasing x.
+TEST_P(GpuElementwise, Axpby) {
+  Backend& be = gpu(GetParam());
+  const Shape s{100003};
+  Rng rng(9000);
+  const HostVec x = rng.vec(size_t(s.numel())), y0 = rng.vec(size_t(s.numel()));
+  HostVec got[2], want[2];
+  Backend* bes[2] = {&cpu(), &be};
+  for (int i = 0; i < 2; ++i) {
+    Tensor xt = upload(*bes[i], x, s, Layout::kNC), yt = upload(*bes[i], y0, s, Layout::kNC);
+    bes[i]->axpby(0.9f, yt, 0.1f * 1.25f, xt);
+    (i ? got : want)[0] = download(*bes[i], yt);
+    bes[i]->axpby(-0.5f, xt, 3.f, xt);  // y is x
+    (i ? got : want)[1] = download(*bes[i], xt);
+  }
+  EXPECT_TRUE(near("axpby", got[0], want[0], kF32Tol, s));
+  EXPECT_TRUE(near("axpby aliased", got[1], want[1], kF32Tol, s));
+}
+
+// out = a + b in the activation dtype and layout (the unfused residual
+// add): computed in fp32 and rounded once to nearest even, so it equals the
+// host's round_to(t, a + b) exactly (a + b of two fp32 values is itself
+// rounded once in fp32 on both sides). Also with out aliasing a.
+TEST_P(GpuElementwise, Add) {
+  const DType t = GetParam();
+  Backend& be = gpu(t);
+  const Shape s{3, 16, 9, 7};
+  const Layout l = be.activation_layout(s[1]);
+  Rng rng(9100);
+  const HostVec a = rounded(t, rng.vec(size_t(s.numel()))), b = rounded(t, rng.vec(size_t(s.numel())));
+  HostVec want(a.size());
+  for (size_t i = 0; i < a.size(); ++i) want[i] = round_to(t, a[i] + b[i]);
+  Tensor at = upload(be, a, s, l, t);
+  const Tensor bt = upload(be, b, s, l, t);
+  Tensor out = allocate_poisoned(be, s, l, t);
+  be.add(at, bt, out);
+  EXPECT_TRUE(near("add", download(be, out), want, 0, s));
+  be.add(at, bt, at);
+  EXPECT_TRUE(near("add (out is a)", download(be, at), want, 0, s));
+}
+
+// Backend::copy between layouts and dtypes, both ways, against the host:
+// fp32 -> fp32 in another layout is a permutation (exact); fp32 -> bf16/fp16
+// is one round-to-nearest-even per element (exact against round_to); and
+// bf16/fp16 -> fp32 is exact. The data include a bf16 tie, an fp16
+// subnormal and a value beyond fp16's range (rounds to inf).
+TEST_P(GpuElementwise, CopyConvertsLayoutAndDtype) {
+  const DType t = GetParam();
+  Backend& be = gpu(t);
+  const Shape s{2, 5, 3, 7};
+  Rng rng(9200);
+  HostVec x = rng.vec(size_t(s.numel()), -4, 4);
+  x[1] = 1e-6f;        // fp16 subnormal
+  x[2] = 70000.f;      // beyond fp16: inf
+  x[3] = 1.00390625f;  // 1 + 2^-8: a bf16 tie, rounds to even (1.0)
+  const HostVec want = rounded(t, x);
+  for (const Layout from : {Layout::kNCHW, Layout::kNHWC}) {
+    for (const Layout to : {Layout::kNCHW, Layout::kNHWC}) {
+      const std::string what =
+          std::string("copy fp32 ") + layout_name(from) + " -> " + dtype_name(t) + " " + layout_name(to);
+      const Tensor src = upload(be, x, s, from);
+      Tensor mid = allocate_poisoned(be, s, to, t);
+      be.copy(src, mid);
+      // Back to fp32 in the source layout, then to the host with to_host.
+      Tensor back = allocate_poisoned(be, s, from);
+      be.copy(mid, back);
+      HostVec got(x.size());
+      be.synchronize();
+      be.to_host(back, got.data());
+      be.synchronize();
+      if (t == DType::kF16) {
+        // The inf is a correct rounding; near() rejects non-finite values.
+        EXPECT_EQ(got[2], want[2]) << what;
+        got[2] = 0.f;
+        HostVec w = want;
+        w[2] = 0.f;
+        EXPECT_TRUE(near(what, got, w, 0, s));
+      } else {
+        EXPECT_TRUE(near(what, got, want, 0, s));
+      }
+    }
+  }
+  // Row-major 2-D (logits, features) and 1-D tensors.
+  const Shape s2{6, 35};
+  const Tensor src2 = upload(be, x, s2, Layout::kNC);
+  Tensor dst2 = allocate_poisoned(be, s2, Layout::kNC);
+  be.copy(src2, dst2);
+  EXPECT_TRUE(near("copy fp32 [6, 35]", download(be, dst2), x, 0, s2));
+}
+
+// from_host then to_host gives back the same floats in every layout, on a
+// backend of each precision (parameters, gradients and checkpoints go this
+// way), bitwise: a negative zero stays negative.
+TEST_P(GpuElementwise, HostRoundTrip) {
+  Backend& be = gpu(GetParam());
+  Rng rng(9300);
+  struct Case {
+    Shape s;
+    Layout l;
+  };
+  for (const Case c : {Case{Shape{3, 5, 4, 7}, Layout::kNCHW}, Case{Shape{3, 5, 4, 7}, Layout::kNHWC},
+                       Case{Shape{7, 60}, Layout::kNC}, Case{Shape{420}, Layout::kNC}}) {
+    HostVec x = rng.vec(size_t(c.s.numel()), -100, 100);
+    x[0] = -0.f;
+    Tensor t = allocate_poisoned(be, c.s, c.l);
+    be.from_host(x.data(), t);
+    be.synchronize();
+    HostVec got(x.size(), 42.f);
+    be.to_host(t, got.data());
+    be.synchronize();
+    EXPECT_TRUE(near(std::string("round trip ") + c.s.str() + " " + layout_name(c.l), got, x, 0, c.s));
+    EXPECT_TRUE(std::signbit(got[0])) << "-0 lost in " << layout_name(c.l);
+  }
+}
+
+// Uploads from pinned memory (the loader's batches, Backend::pin_host_memory)
+// are asynchronous: the data must still arrive whole and in order. Two
+// batches through one pinned buffer, each used by a kernel (add) before the
+// next upload, and a layout/dtype conversion on the way for NHWC.
+TEST_P(GpuElementwise, PinnedUploadsArriveWholeAndInOrder) {
+  Backend& be = gpu(GetParam());
+  Rng rng(9400);
+  const Shape s{4, 3, 16, 16};
+  const Layout l = be.activation_layout(3);
+  HostVec staging(size_t(s.numel()));
+  std::shared_ptr<void> pin = be.pin_host_memory(staging.data(), staging.size() * sizeof(float));
+  ASSERT_NE(pin, nullptr) << "the CUDA backend could not page-lock 48 KiB";
+  const DType t = be.activation_dtype();
+  Tensor x = allocate_poisoned(be, s, l, t), sum = allocate_poisoned(be, s, l, t);
+  Tensor zero = be.allocate(s, l, t);
+  be.fill(zero, 0.f);
+  for (int batch = 0; batch < 2; ++batch) {
+    // Values exact in bf16 and fp16: multiples of 1/8 in [-8, 8].
+    HostVec want = rng.vec(staging.size(), -8, 8);
+    for (auto& v : want) v = std::round(v * 8) / 8;
+    staging = want;
+    be.from_host(staging.data(), x);
+    be.add(x, zero, sum);
+    HostVec got(staging.size(), 42.f);
+    be.to_host(sum, got.data());  // waits for the upload and the add
+    EXPECT_TRUE(near("pinned upload " + std::to_string(batch), got, want, 0, s));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPrecisions, GpuElementwise, kAllPrecisions, dtype_param);
+
+}  // namespace
+}  // namespace rn::gpu_test

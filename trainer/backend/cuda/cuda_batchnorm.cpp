@@ -1,0 +1,296 @@
+// Batch normalisation with batch statistics on cuDNN
+// (cudnnBatchNormalizationForwardTrainingEx / BackwardEx), with the tail
+// (ReLU, residual add + ReLU) fused by cuDNN where it can.
+//
+// The cuDNN configurations tried, in order:
+//  - NHWC bf16/fp16 with a tail and C % 4 == 0:
+//  CUDNN_BATCHNORM_SPATIAL_PERSISTENT
+//    with bnOps BN_ACTIVATION (kRelu) or BN_ADD_ACTIVATION (kAddRelu, z the
+//    residual, dz its gradient): cuDNN documents these fused ops for NHWC
+//    half (its "semi-persistent NHWC kernel"), and C % 4 == 0 for the add;
+//  - NHWC bf16/fp16: SPATIAL_PERSISTENT with bnOps BN;
+//  - anything (fp32 NCHW, the reference mode): CUDNN_BATCHNORM_SPATIAL, bnOps BN.
+// A configuration cuDNN rejects (CUDNN_STATUS_NOT_SUPPORTED* or BAD_PARAM*,
+// from the size queries at creation or from the first training forward,
+// which then launched nothing) gives way to the next, with a one-line note.
+// Without fused ops the tail is emulated with the own kernels: forward
+// y = relu(bn(x) [+ z]) after cuDNN's BN; backward g = (y > 0 ? dy : 0),
+// dz = g, then cuDNN's BN backward of g. So supports_bn_add_relu() holds in every mode.
+//
+// Statistics: no running averages are passed to cuDNN (the layer keeps them
+// with axpby). cuDNN's saved mean and inverse std-dev stay in the kernel for
+// backward; the interface's mean/var receive the biased batch mean and
+// variance (var = 1 / inv_std^2 - eps). Eval (forward_inference) and frozen
+// BN (global_stats) normalise with given statistics on the own kernels
+// (cuda::bn_stats_forward / bn_stats_backward).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "trainer/backend/cuda/cuda_backend.h"
+#include "trainer/backend/cuda/cuda_check.h"
+#include "trainer/backend/cuda/cuda_descriptors.h"
+#include "trainer/backend/cuda/cuda_kernels.h"
+
+namespace rn {
+namespace {
+
+const float kOne = 1.f, kZero = 0.f;
+
+struct BnConfig {
+  cudnnBatchNormMode_t mode;
+  cudnnBatchNormOps_t ops;
+};
+
+const char* ops_name(cudnnBatchNormOps_t o) {
+  return o == CUDNN_BATCHNORM_OPS_BN              ? "BN"
+         : o == CUDNN_BATCHNORM_OPS_BN_ACTIVATION ? "BN_ACTIVATION"
+                                                  : "BN_ADD_ACTIVATION";
+}
+const char* mode_name(cudnnBatchNormMode_t m) {
+  return m == CUDNN_BATCHNORM_SPATIAL_PERSISTENT ? "SPATIAL_PERSISTENT" : "SPATIAL";
+}
+
+// The statuses with which cuDNN turns a configuration down before doing anything.
+bool rejected(cudnnStatus_t s) {
+  const int category = CUDNN_STATUS_CATEGORY(s);
+  return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+}
+
+class CudaBatchNorm final : public BatchNormKernel {
+ public:
+  CudaBatchNorm(CudaBackend& be, const Shape& s, Layout l, DType t, float eps, BnTail tail, bool global_stats)
+      : be_(be),
+        shape_(s),
+        d_(cuda::dims4(s)),
+        l_(l),
+        t_(t),
+        eps_(eps),
+        tail_(tail),
+        global_(global_stats),
+        x_desc_(d_, l, t) {
+    if (global_) return;  // the own kernels only: no cuDNN state
+    stats_ = be.alloc_bytes(2 * static_cast<size_t>(d_.c) * sizeof(float), "batch-norm saved statistics");
+    const bool low = t != DType::kF32 && l == Layout::kNHWC;
+    if (low && tail != BnTail::kNone && d_.c % 4 == 0)
+      configs_.push_back({CUDNN_BATCHNORM_SPATIAL_PERSISTENT, tail == BnTail::kRelu
+                                                                  ? CUDNN_BATCHNORM_OPS_BN_ACTIVATION
+                                                                  : CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION});
+    if (low) configs_.push_back({CUDNN_BATCHNORM_SPATIAL_PERSISTENT, CUDNN_BATCHNORM_OPS_BN});
+    configs_.push_back({CUDNN_BATCHNORM_SPATIAL, CUDNN_BATCHNORM_OPS_BN});
+    select(0);
+  }
+
+  void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean, Tensor& var,
+                        const Tensor* z) override {
+    check_io(x, y, z, "forward_training");
+    check_param(gamma, "gamma");
+    check_param(beta, "beta");
+    check_param(mean, "mean");
+    check_param(var, "var");
+    y_ = y;
+    trained_ = true;
+    cudaStream_t s = be_.compute();
+    if (global_) {
+      cuda::bn_stats_forward(x.raw(), z ? z->raw() : nullptr, y.raw(), d_, l_, t_, gamma.data(), beta.data(),
+                             mean.data(), var.data(), eps_, tail_ != BnTail::kNone, s);
+      return;
+    }
+    for (;;) {
+      const BnConfig& c = configs_[cur_];
+      const bool add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
+      auto& ws = be_.workspace();
+      const cudnnStatus_t st = cudnnBatchNormalizationForwardTrainingEx(
+          be_.cudnn(), c.mode, c.ops, &kOne, &kZero, x_desc_.get(), x.raw(), add ? x_desc_.get() : nullptr,
+          add ? z->raw() : nullptr, x_desc_.get(), y.raw(), bn_desc_->get(), gamma.data(), beta.data(),
+          /*exponentialAverageFactor=*/0.0, /*resultRunningMean=*/nullptr,
+          /*resultRunningVariance=*/nullptr, eps_, saved_mean(), saved_inv_std(), fused() ? relu_.get() : nullptr,
+          ws.data(), ws.bytes(), reserve_ptr(), reserve_bytes());
+      if (st == CUDNN_STATUS_SUCCESS) break;
+      // Only before the first success: backward must use forward's
+      // configuration.
+      if (rejected(st) && !ran_ && cur_ + 1 < configs_.size()) {
+        turned_down(st, "cudnnBatchNormalizationForwardTrainingEx");
+        select(cur_ + 1);
+        continue;
+      }
+      throw_internal("cudnnBatchNormalizationForwardTrainingEx", __FILE__, __LINE__,
+                     std::string(cudnnGetErrorString(st)) + " (" + config_str() + ")");
+    }
+    ran_ = true;
+    if (!fused() && tail_ != BnTail::kNone) {  // the tail cuDNN did not fuse
+      if (tail_ == BnTail::kAddRelu) cuda::add(y.raw(), z->raw(), y.raw(), t_, y.numel(), s);
+      cuda::relu_forward(y.raw(), y.raw(), t_, y.numel(), s);
+    }
+    CUDA_CHECK(cudaMemcpyAsync(mean.data(), saved_mean(), static_cast<size_t>(d_.c) * sizeof(float),
+                               cudaMemcpyDeviceToDevice, s));
+    cuda::inv_std_to_var(saved_inv_std(), var.data(), d_.c, eps_, s);
+  }
+
+  void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                         const Tensor& var, Tensor& y, const Tensor* z) override {
+    check_io(x, y, z, "forward_inference");
+    check_param(gamma, "gamma");
+    check_param(beta, "beta");
+    check_param(mean, "mean");
+    check_param(var, "var");
+    cuda::bn_stats_forward(x.raw(), z ? z->raw() : nullptr, y.raw(), d_, l_, t_, gamma.data(), beta.data(), mean.data(),
+                           var.data(), eps_, tail_ != BnTail::kNone, be_.compute());
+  }
+
+  // With batch statistics, mean/var are not read: cuDNN's saved mean and
+  // inverse std-dev of the same forward are used.
+  void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta, Tensor* dz) override {
+    RN_CHECK(trained_, "batch-norm backward before forward_training");
+    check_act(x, "x");
+    check_act(dy, "dy");
+    check_act(dx, "dx");
+    RN_CHECK((dz != nullptr) == (tail_ == BnTail::kAddRelu), "batch norm: dz is for the bn+add+relu tail only");
+    if (dz) check_act(*dz, "dz");
+    check_param(gamma, "gamma");
+    check_param(dgamma, "dgamma");
+    check_param(dbeta, "dbeta");
+    cudaStream_t s = be_.compute();
+    if (global_) {
+      check_param(mean, "mean");
+      check_param(var, "var");
+      cuda::bn_stats_backward(x.raw(), y_.raw(), dy.raw(), d_, l_, t_, gamma.data(), mean.data(), var.data(), eps_,
+                              tail_ != BnTail::kNone, dx.raw(), dz ? dz->raw() : nullptr, dgamma.data(), dbeta.data(),
+                              s);
+      return;
+    }
+    const BnConfig& c = configs_[cur_];
+    const bool act = fused(), add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
+    const void* g = dy.raw();
+    if (!act && tail_ != BnTail::kNone) {
+      // Through the emulated ReLU: g = (y > 0 ? dy : 0), which is also the residual's gradient.
+      void* masked = tail_ == BnTail::kAddRelu ? dz->raw() : be_.scratch().data();
+      cuda::relu_backward(y_.raw(), dy.raw(), masked, t_, dy.numel(), s);
+      g = masked;
+    }
+    auto& ws = be_.workspace();
+    CUDNN_CHECK(cudnnBatchNormalizationBackwardEx(
+        be_.cudnn(), c.mode, c.ops, &kOne, &kZero, &kOne, &kZero, x_desc_.get(), x.raw(), act ? x_desc_.get() : nullptr,
+        act ? y_.raw() : nullptr, x_desc_.get(), g, add ? x_desc_.get() : nullptr, add ? dz->raw() : nullptr,
+        x_desc_.get(), dx.raw(), bn_desc_->get(), gamma.data(), beta.data(), dgamma.data(), dbeta.data(), eps_,
+        saved_mean(), saved_inv_std(), act ? relu_.get() : nullptr, ws.data(), ws.bytes(), reserve_ptr(),
+        reserve_bytes()));
+  }
+
+ private:
+  bool fused() const { return configs_[cur_].ops != CUDNN_BATCHNORM_OPS_BN; }
+  float* saved_mean() const { return static_cast<float*>(stats_->data()); }
+  float* saved_inv_std() const { return saved_mean() + d_.c; }
+  void* reserve_ptr() const { return reserve_ ? reserve_->data() : nullptr; }
+  size_t reserve_bytes() const { return reserve_ ? reserve_->bytes() : 0; }
+
+  std::string config_str() const {
+    return fmt::format("{} {}, {} {} {}", mode_name(configs_[cur_].mode), ops_name(configs_[cur_].ops), dtype_name(t_),
+                       layout_name(l_), shape_.str());
+  }
+
+  void turned_down(cudnnStatus_t st, const char* call) {
+    be_.note_once(fmt::format("bn {} {} {} {} {}", mode_name(configs_[cur_].mode), ops_name(configs_[cur_].ops),
+                              dtype_name(t_), layout_name(l_), d_.c),
+                  fmt::format("{} turned down batch norm {} ({}); using the next configuration", call, config_str(),
+                              cudnnGetErrorString(st)));
+  }
+
+  // Makes configs_[i] (or the first later one cuDNN accepts) current: its
+  // parameter descriptor, workspace (in the backend's arena) and reserve space.
+  void select(size_t i) {
+    for (cur_ = i;; ++cur_) {
+      const BnConfig& c = configs_[cur_];
+      const bool act = c.ops != CUDNN_BATCHNORM_OPS_BN, add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
+      bn_desc_.emplace(x_desc_, c.mode);
+      const cudnnActivationDescriptor_t a = act ? relu_.get() : nullptr;
+      const cudnnTensorDescriptor_t x = x_desc_.get(), z = add ? x : nullptr;
+      size_t fwd = 0, bwd = 0, reserve = 0;
+      cudnnStatus_t st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(be_.cudnn(), c.mode, c.ops, x, z, x,
+                                                                                  bn_desc_->get(), a, &fwd);
+      const char* call = "cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize";
+      if (st == CUDNN_STATUS_SUCCESS) {
+        st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(be_.cudnn(), c.mode, c.ops, x, x, x, z, x,
+                                                               bn_desc_->get(), a, &bwd);
+        call = "cudnnGetBatchNormalizationBackwardExWorkspaceSize";
+      }
+      if (st == CUDNN_STATUS_SUCCESS) {
+        st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(be_.cudnn(), c.mode, c.ops, a, x, &reserve);
+        call = "cudnnGetBatchNormalizationTrainingExReserveSpaceSize";
+      }
+      if (st != CUDNN_STATUS_SUCCESS) {
+        if (rejected(st) && cur_ + 1 < configs_.size()) {
+          turned_down(st, call);
+          continue;
+        }
+        throw_internal(call, __FILE__, __LINE__, std::string(cudnnGetErrorString(st)) + " (" + config_str() + ")");
+      }
+      // A non-null workspace is one of the conditions of cuDNN's fast NHWC path.
+      be_.workspace().reserve(std::max<size_t>({fwd, bwd, 1}));
+      if (reserve > reserve_bytes()) {
+        reserve_.reset();
+        reserve_ = be_.alloc_bytes(reserve, "batch-norm reserve space");
+      }
+      // The emulated ReLU of kRelu needs a masked gradient (kAddRelu uses dz).
+      if (!act && tail_ == BnTail::kRelu) be_.scratch().reserve(static_cast<size_t>(d_.numel()) * dtype_size(t_));
+      return;
+    }
+  }
+
+  void check_act(const Tensor& t, const char* what) const {
+    RN_CHECK(t.shape() == shape_ && t.layout() == l_ && t.dtype() == t_,
+             fmt::format("batch norm {} {} {}: {} is {} {} {}", shape_.str(), layout_name(l_), dtype_name(t_), what,
+                         t.shape().str(), layout_name(t.layout()), dtype_name(t.dtype())));
+  }
+
+  void check_io(const Tensor& x, const Tensor& y, const Tensor* z, const char* call) const {
+    check_act(x, "x");
+    check_act(y, "y");
+    RN_CHECK((z != nullptr) == (tail_ == BnTail::kAddRelu),
+             std::string("batch norm ") + call + ": z is the residual of the bn+add+relu tail only");
+    if (z) check_act(*z, "z");
+  }
+
+  void check_param(const Tensor& p, const char* what) const {
+    RN_CHECK(
+        p.numel() == d_.c && p.dtype() == DType::kF32,
+        fmt::format("batch norm over {} channels: {} is {} {}", d_.c, what, p.shape().str(), dtype_name(p.dtype())));
+  }
+
+  CudaBackend& be_;
+  Shape shape_;
+  cuda::Dims4 d_;
+  Layout l_;
+  DType t_;
+  float eps_;
+  BnTail tail_;
+  bool global_;
+  cuda::TensorDesc x_desc_;  // x, y, z, dx, dy, dz alike
+  cuda::ReluDesc relu_;
+  std::vector<BnConfig> configs_;
+  size_t cur_ = 0;
+  bool ran_ = false;      // a cuDNN training forward succeeded: the configuration is fixed
+  bool trained_ = false;  // forward_training ran (backward needs its y and statistics)
+  std::optional<cuda::BnParamDesc> bn_desc_;
+  std::shared_ptr<Buffer> stats_;    // cuDNN's saved mean [C] then inverse std-dev [C]
+  std::shared_ptr<Buffer> reserve_;  // cuDNN's reserve space, forward -> backward
+  Tensor y_;                         // the last training forward's output (the ReLU mask)
+};
+
+}  // namespace
+
+std::unique_ptr<BatchNormKernel> CudaBackend::make_batchnorm(const Shape& s, Layout l, DType dtype, float eps,
+                                                             BnTail tail, bool global_stats) {
+  RN_CHECK(s.rank() == 4, "batch norm needs a 4-D input, got " + s.str());
+  if (!(double(eps) >= CUDNN_BN_MIN_EPSILON))
+    throw UserError(
+        fmt::format("batch-norm epsilon {} is below cuDNN's "
+                    "minimum {}; use a larger epsilon (e.g. 1e-5)",
+                    eps, CUDNN_BN_MIN_EPSILON));
+  return std::make_unique<CudaBatchNorm>(*this, s, l, dtype, eps, tail, global_stats);
+}
+
+}  // namespace rn
