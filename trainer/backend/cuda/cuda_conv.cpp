@@ -56,8 +56,8 @@ struct ConvPlan {
 
 namespace {
 
-const float kOne = 1.f,
-            kZero = 0.f;  // alpha/beta: float for fp32, bf16 and fp16 data
+// alpha/beta: float for fp32, bf16 and fp16 data.
+const float kOne = 1.f, kZero = 0.f;
 
 std::string describe(const ConvKey& k) {
   return fmt::format("{}x{}/{} pad {}, {} -> {} channels, input {}x{}x{} ({}, {})", k.kernel, k.kernel, k.stride, k.pad,
