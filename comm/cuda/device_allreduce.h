@@ -9,8 +9,8 @@
 //   through pinned host slots, or handed to MPI as device pointers when
 //   mpi_is_cuda_aware() (comm/cuda/cuda_aware_mpi.h). Bit-identical to the
 //   host ring for the same inputs and world.
-// kMpi: MPI_Iallreduce on the device buffer when CUDA-aware and fp32, else
-//   on a pinned host copy of it (the host MPI all-reducer).
+// kMpi: the host MPI all-reducer on a pinned host copy of the buffer (also
+//   where MPI is CUDA-aware: its non-blocking collectives are not).
 // kNccl: comm/cuda/nccl_allreduce.h (one GPU per rank).
 //
 // The all-reducer owns a non-blocking stream on `device` and makes `device`

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -193,6 +194,27 @@ INSTANTIATE_TEST_SUITE_P(AllPrecisions, GpuResNetStep,
                          [](const ::testing::TestParamInfo<std::tuple<DType, NetCase>>& info) {
                            return std::string(dtype_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
                          });
+
+// gpu.deterministic: two identical steps give the same bits (logits,
+// gradients, updated weights), in bf16 where cuDNN's fastest backward
+// algorithms would otherwise add with atomics. A fresh backend, so the
+// shared ones keep the default.
+TEST_F(GpuTest, DeterministicStepsRepeatBitForBit) {
+  BackendOptions o;
+  o.device = "cuda";
+  o.precision = DType::kBF16;
+  o.workspace_bytes = size_t(256) << 20;
+  o.deterministic = true;
+  std::unique_ptr<Backend> be = make_backend(o);
+  const NetCase& c = kNets[1];  // resnet18: max pooling and projection shortcuts too
+  const StepResult a = run_step(*be, c, 1.f), b = run_step(*be, c, 1.f);
+  EXPECT_TRUE(near("logits", b.logits, a.logits, 0));
+  EXPECT_EQ(b.loss.loss, a.loss.loss);
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    EXPECT_TRUE(near("grad " + a.grads[i].name, b.grads[i].values, a.grads[i].values, 0));
+    EXPECT_TRUE(near("updated " + a.weights[i].name, b.weights[i].values, a.weights[i].values, 0));
+  }
+}
 
 }  // namespace
 }  // namespace rn::gpu_test

@@ -26,6 +26,7 @@
 #include "comm/cuda/cuda_aware_mpi.h"
 #include "comm/cuda/device_allreduce.h"
 #include "comm/gradient_sync.h"
+#include "tests/gpu_mpi/mpi_gpu_fixture.h"
 #include "trainer/backend/cuda/cuda_check.h"
 #include "trainer/core/error.h"
 #include "trainer/core/hash.h"
@@ -77,37 +78,9 @@ class ScopedAwareEnv {
   ~ScopedAwareEnv() { unsetenv("RN_CUDA_AWARE_MPI"); }
 };
 
-int local_rank(MPI_Comm world) {
-  int rank = 0, local = 0;
-  MPI_Comm_rank(world, &rank);
-  MPI_Comm node;
-  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
-  MPI_Comm_rank(node, &local);
-  MPI_Comm_free(&node);
-  return local;
-}
-
-// Every rank agrees on whether there is a GPU (tests call collectives).
-class GpuTest : public testing::Test {
+// The shared fixture plus the upload/run/compare helpers of this file.
+class GpuTest : public gpu_test::MpiGpuTest {
  protected:
-  void SetUp() override {
-    comm_ = std::make_unique<Communicator>(MPI_COMM_WORLD, 120.0);
-    int count = 0;
-    const cudaError_t e = cudaGetDeviceCount(&count);
-    std::string why = e == cudaSuccess ? "cudaGetDeviceCount found 0 devices" : cudaGetErrorString(e);
-    if (e != cudaSuccess) {
-      count = 0;
-      cudaGetLastError();
-    }
-    int64_t neg_min = -int64_t(count);
-    comm_->allreduce_max(&neg_min, 1, "GPU count");
-    if (neg_min == 0)
-      GTEST_SKIP() << "no CUDA device: " << (count == 0 ? why : "another rank sees none")
-                   << "; the GPU all-reduce is not tested on this machine";
-    device_ = local_rank(MPI_COMM_WORLD) % count;
-    CUDA_CHECK(cudaSetDevice(device_));
-  }
-
   // Uploads in (packed to t) into a device buffer with a guard zone, runs ar,
   // returns the result bytes; checks the guard zone.
   std::vector<uint8_t> run_device(Allreducer& ar, const std::vector<float>& in, DType t, ReduceOp op,
@@ -138,9 +111,6 @@ class GpuTest : public testing::Test {
     const auto hashes = comm_->allgather(fnv1a64(got.data(), got.size()), "test hash");
     for (size_t r = 1; r < hashes.size(); ++r) EXPECT_EQ(hashes[r], hashes[0]) << label << ": rank " << r << " differs";
   }
-
-  std::unique_ptr<Communicator> comm_;
-  int device_ = 0;
 };
 
 struct Variant {
@@ -234,7 +204,7 @@ INSTANTIATE_TEST_SUITE_P(Algorithms, GpuAllreduceTest,
                                          Variant{Algorithm::kRing, false, 4096},
                                          Variant{Algorithm::kRing, false, 2 /* one element per message */},
                                          Variant{Algorithm::kRing, true, 256 * 1024},
-                                         Variant{Algorithm::kMpi, false, 0}, Variant{Algorithm::kMpi, true, 0},
+                                         Variant{Algorithm::kMpi, false, 0},
                                          Variant{Algorithm::kNccl, false, 0}),
                          [](const testing::TestParamInfo<Variant>& i) { return i.param.name(); });
 

@@ -143,21 +143,22 @@ TEST(ConfigParse, HelpListsEveryOptionWithDefaultAndUsage) {
   for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]", "[checkpoint]", "[gpu]"})
     EXPECT_THAT(r.help_text, HasSubstr(s));
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 11u + 7u + 5u + 4u);
+  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 11u + 7u + 5u + 5u);
   // INI/help order: sections in order, the new keys where they belong.
   const auto at = [&](const std::string& k) { return std::find(keys.begin(), keys.end(), k) - keys.begin(); };
   EXPECT_EQ(at("model.frozen_bn"), at("model.zero_init_residual") + 1);
   EXPECT_EQ(at("train.trace_steps"), at("train.output_dir") + 1);
   EXPECT_EQ(at("train.device"), at("train.trace_steps") + 1);
   EXPECT_EQ(at("train.precision"), at("train.device") + 1);
-  EXPECT_EQ(std::vector<std::string>(keys.end() - 16, keys.end() - 9),
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 17, keys.end() - 10),
             (std::vector<std::string>{"comm.allreduce", "comm.bucket_mb", "comm.dtype", "comm.segment_kb",
                                       "comm.timeout", "comm.check_weights_every", "comm.overlap"}));
-  EXPECT_EQ(std::vector<std::string>(keys.end() - 9, keys.end() - 4),
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 10, keys.end() - 5),
             (std::vector<std::string>{"checkpoint.resume", "checkpoint.init_from", "checkpoint.keep",
                                       "checkpoint.every_steps", "checkpoint.every_minutes"}));
-  EXPECT_EQ(std::vector<std::string>(keys.end() - 4, keys.end()),
-            (std::vector<std::string>{"gpu.conv_algo", "gpu.workspace_mb", "gpu.loss_scale", "gpu.loss_scale_window"}));
+  EXPECT_EQ(std::vector<std::string>(keys.end() - 5, keys.end()),
+            (std::vector<std::string>{"gpu.conv_algo", "gpu.workspace_mb", "gpu.deterministic", "gpu.loss_scale",
+                                      "gpu.loss_scale_window"}));
   EXPECT_THAT(r.help_text, HasSubstr("--device=cpu|cuda"));
   EXPECT_THAT(r.help_text, HasSubstr("--resume=auto|PATH"));
   EXPECT_THAT(r.help_text, HasSubstr("--eval-only"));
@@ -420,6 +421,11 @@ Config EveryFieldChanged() {
   c.checkpoint.keep = 7;
   c.checkpoint.every_steps = 250;
   c.checkpoint.every_minutes = 0.1 * 3;
+  c.gpu.conv_algo = "find";
+  c.gpu.workspace_mb = 77;
+  c.gpu.deterministic = true;
+  c.gpu.loss_scale = 1024;
+  c.gpu.loss_scale_window = 50;
   return c;
 }
 
@@ -742,6 +748,7 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyAndAllowedRange) {
       {{"--device=cuda", "--comm.dtype=bf16"}, "comm.dtype = bf16", "comm.dtype = fp32"},
       {{"--gpu.conv_algo=fast"}, "gpu.conv_algo", "heuristic, find"},
       {{"--gpu.workspace_mb=-1"}, "gpu.workspace_mb", ">= 0"},
+      {{"--gpu.deterministic=maybe"}, "gpu.deterministic", "true"},
       {{"--gpu.loss_scale=1000"}, "gpu.loss_scale", "power of two"},
       {{"--gpu.loss_scale=0"}, "gpu.loss_scale", "power of two"},
       {{"--gpu.loss_scale_window=0"}, "gpu.loss_scale_window", ">= 1"},

@@ -206,6 +206,7 @@ struct BackendOptions {
   DType precision = DType::kF32;             // cuda: activation dtype (fp32 = NCHW reference mode)
   std::string conv_algo = "heuristic";       // cuda: "heuristic" | "find" (timed once per shape)
   size_t workspace_bytes = size_t(1) << 30;  // cuda: largest convolution workspace
+  bool deterministic = false;                // cuda: only deterministic convolution algorithms
 };
 
 // The backend for `o.device`. Throws UserError when it cannot be had: cuda

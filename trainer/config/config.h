@@ -187,6 +187,9 @@ struct GpuConfig {
   // Largest convolution workspace in MiB (>= 0): algorithms needing more are
   // not used. One arena serves every convolution.
   int64_t workspace_mb = 1024;
+  // Only convolution algorithms cuDNN marks deterministic (no atomics), so a
+  // run repeats bit for bit on the same GPU, model and data; may be slower.
+  bool deterministic = false;
   // fp16 only: initial loss scale (> 0; a power of two). Halved on every
   // step whose gradients overflow (the step is skipped and counted); doubled
   // after gpu.loss_scale_window clean steps.

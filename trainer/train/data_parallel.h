@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "comm/allreduce.h"
@@ -57,6 +58,9 @@ class DataParallel {
   // Bucket timings of the last step (steady-clock seconds).
   const std::vector<comm::BucketTiming>& bucket_timings() const;
   size_t buckets() const;
+  // Where gradients are reduced, for the run log: "host memory", or on a GPU
+  // whether MPI gets device pointers or pinned host copies.
+  const std::string& memory() const { return memory_; }
 
   // Throws InternalError naming the ranks whose weights differ from rank 0's.
   void check_weights(int64_t step);
@@ -76,6 +80,7 @@ class DataParallel {
   std::unique_ptr<comm::StreamFence> fence_;  // device backends only
   std::unique_ptr<comm::GradientSync> sync_;
   std::vector<float> mirror_;
+  std::string memory_ = "host memory";
 };
 
 }  // namespace rn

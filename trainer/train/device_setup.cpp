@@ -26,6 +26,7 @@ DeviceChoice choose_device(const Config& cfg, RankPlacement where) {
   o.threads = threads_per_rank(cfg.train.threads, where.local_size);
   o.conv_algo = cfg.gpu.conv_algo;
   o.workspace_bytes = size_t(cfg.gpu.workspace_mb) << 20;
+  o.deterministic = cfg.gpu.deterministic;
   if (o.device != "cuda") return c;
   // The loader and the host side still use CPU threads; one GPU per rank.
   int visible = 0;

@@ -300,9 +300,10 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
                       scaler.enabled() ? fmt::format(", loss scale {:g}", scaler.scale()) : ""));
     if (!device.note.empty()) say(device.note);
     if (dp && world_size > 1)
-      say(fmt::format("data parallel: {} all-reduce, {} gradient bucket(s) of >= {:g} MiB, {} on the wire, overlap {}",
-                      cfg.comm.allreduce, dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
-                      cfg.comm.overlap ? "on" : "off"));
+      say(fmt::format(
+          "data parallel: {} all-reduce on {}, {} gradient bucket(s) of >= {:g} MiB, {} on the wire, overlap {}",
+          cfg.comm.allreduce, dp->memory(), dp->buckets(), cfg.comm.bucket_mb, cfg.comm.dtype,
+          cfg.comm.overlap ? "on" : "off"));
     say(data.description);
     for (const auto& n : notes) say(n);
     if (start.resume)

@@ -135,8 +135,8 @@ std::string CudaBackend::describe() const {
   const std::string mode = reference_math() ? "fp32 NCHW activations, FMA math (no TF32): the reference mode"
                                             : fmt::format("{} NHWC activations, tensor-core math, fp32 master weights",
                                                           dtype_name(precision_));
-  return fmt::format("{}; {}; convolution algorithms by {}, workspace <= {} MiB", facts_.str(), mode, opt_.conv_algo,
-                     opt_.workspace_bytes >> 20);
+  return fmt::format("{}; {}; {}convolution algorithms by {}, workspace <= {} MiB", facts_.str(), mode,
+                     opt_.deterministic ? "deterministic " : "", opt_.conv_algo, opt_.workspace_bytes >> 20);
 }
 
 void CudaBackend::note_once(const std::string& key, const std::string& text) {

@@ -13,6 +13,8 @@
 // A configuration cuDNN rejects (CUDNN_STATUS_NOT_SUPPORTED* or BAD_PARAM*,
 // from the size queries at creation or from the first training forward,
 // which then launched nothing) gives way to the next, with a one-line note.
+// A fused backward turned down after its forward ran falls back to the last
+// configuration (plain BN with the emulated tail) on forward's statistics.
 // Without fused ops the tail is emulated with the own kernels: forward
 // y = relu(bn(x) [+ z]) after cuDNN's BN; backward g = (y > 0 ? dy : 0),
 // dz = g, then cuDNN's BN backward of g. So supports_bn_add_relu() holds in every mode.
@@ -72,7 +74,6 @@ class CudaBatchNorm final : public BatchNormKernel {
         global_(global_stats),
         x_desc_(d_, l, t) {
     if (global_) return;  // the own kernels only: no cuDNN state
-    stats_ = be.alloc_bytes(2 * static_cast<size_t>(d_.c) * sizeof(float), "batch-norm saved statistics");
     const bool low = t != DType::kF32 && l == Layout::kNHWC;
     if (low && tail != BnTail::kNone && d_.c % 4 == 0)
       configs_.push_back({CUDNN_BATCHNORM_SPATIAL_PERSISTENT, tail == BnTail::kRelu
@@ -80,7 +81,8 @@ class CudaBatchNorm final : public BatchNormKernel {
                                                                   : CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION});
     if (low) configs_.push_back({CUDNN_BATCHNORM_SPATIAL_PERSISTENT, CUDNN_BATCHNORM_OPS_BN});
     configs_.push_back({CUDNN_BATCHNORM_SPATIAL, CUDNN_BATCHNORM_OPS_BN});
-    select(0);
+    // cuDNN's state (statistics, reserve space, workspace) waits for the
+    // first training forward: kernels made for evaluation shapes never need it.
   }
 
   void forward_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, Tensor& y, Tensor& mean, Tensor& var,
@@ -97,6 +99,10 @@ class CudaBatchNorm final : public BatchNormKernel {
       cuda::bn_stats_forward(x.raw(), z ? z->raw() : nullptr, y.raw(), d_, l_, t_, gamma.data(), beta.data(),
                              mean.data(), var.data(), eps_, tail_ != BnTail::kNone, s);
       return;
+    }
+    if (!stats_) {
+      stats_ = be_.alloc_bytes(2 * static_cast<size_t>(stats_stride()) * sizeof(float), "batch-norm saved statistics");
+      select(0);
     }
     for (;;) {
       const BnConfig& c = configs_[cur_];
@@ -162,6 +168,26 @@ class CudaBatchNorm final : public BatchNormKernel {
                               s);
       return;
     }
+    cudnnStatus_t st = cudnn_backward(x, dy, gamma, beta, dx, dgamma, dbeta, dz);
+    if (st != CUDNN_STATUS_SUCCESS && rejected(st) && fused()) {
+      // cuDNN ran the fused forward but turns down its backward: the
+      // emulated tail from here on. Its BN backward needs only forward's
+      // saved statistics, and y_ (the ReLU output) gives the mask.
+      turned_down(st, "cudnnBatchNormalizationBackwardEx");
+      select(configs_.size() - 1);
+      st = cudnn_backward(x, dy, gamma, beta, dx, dgamma, dbeta, dz);
+    }
+    if (st != CUDNN_STATUS_SUCCESS)
+      throw_internal("cudnnBatchNormalizationBackwardEx", __FILE__, __LINE__,
+                     std::string(cudnnGetErrorString(st)) + " (" + config_str() + ")");
+  }
+
+ private:
+  // Backward in the current configuration (the emulated ReLU first where
+  // cuDNN does not fuse the tail); cuDNN's status.
+  cudnnStatus_t cudnn_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta, Tensor& dx,
+                               Tensor& dgamma, Tensor& dbeta, Tensor* dz) {
+    cudaStream_t s = be_.compute();
     const BnConfig& c = configs_[cur_];
     const bool act = fused(), add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
     const void* g = dy.raw();
@@ -172,18 +198,19 @@ class CudaBatchNorm final : public BatchNormKernel {
       g = masked;
     }
     auto& ws = be_.workspace();
-    CUDNN_CHECK(cudnnBatchNormalizationBackwardEx(
+    return cudnnBatchNormalizationBackwardEx(
         be_.cudnn(), c.mode, c.ops, &kOne, &kZero, &kOne, &kZero, x_desc_.get(), x.raw(), act ? x_desc_.get() : nullptr,
         act ? y_.raw() : nullptr, x_desc_.get(), g, add ? x_desc_.get() : nullptr, add ? dz->raw() : nullptr,
         x_desc_.get(), dx.raw(), bn_desc_->get(), gamma.data(), beta.data(), dgamma.data(), dbeta.data(), eps_,
         saved_mean(), saved_inv_std(), act ? relu_.get() : nullptr, ws.data(), ws.bytes(), reserve_ptr(),
-        reserve_bytes()));
+        reserve_bytes());
   }
 
- private:
   bool fused() const { return configs_[cur_].ops != CUDNN_BATCHNORM_OPS_BN; }
   float* saved_mean() const { return static_cast<float*>(stats_->data()); }
-  float* saved_inv_std() const { return saved_mean() + d_.c; }
+  // The inverse std-dev starts 256-byte aligned, as cudaMalloc'd memory would.
+  int64_t stats_stride() const { return (d_.c + 63) / 64 * 64; }
+  float* saved_inv_std() const { return saved_mean() + stats_stride(); }
   void* reserve_ptr() const { return reserve_ ? reserve_->data() : nullptr; }
   size_t reserve_bytes() const { return reserve_ ? reserve_->bytes() : 0; }
 
@@ -275,7 +302,7 @@ class CudaBatchNorm final : public BatchNormKernel {
   bool ran_ = false;      // a cuDNN training forward succeeded: the configuration is fixed
   bool trained_ = false;  // forward_training ran (backward needs its y and statistics)
   std::optional<cuda::BnParamDesc> bn_desc_;
-  std::shared_ptr<Buffer> stats_;    // cuDNN's saved mean [C] then inverse std-dev [C]
+  std::shared_ptr<Buffer> stats_;    // cuDNN's saved mean [C], then at stats_stride() the inverse std-dev [C]
   std::shared_ptr<Buffer> reserve_;  // cuDNN's reserve space, forward -> backward
   Tensor y_;                         // the last training forward's output (the ReLU mask)
 };

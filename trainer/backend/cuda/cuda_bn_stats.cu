@@ -65,7 +65,8 @@ __global__ void bn_backward_kernel(const T* x, const T* y, const T* dy, int64_t 
 __global__ void inv_std_to_var_kernel(const float* inv_std, float* var, int64_t c, float eps) {
   for (int64_t i = global_thread(); i < c; i += grid_threads()) {
     const double s = inv_std[i];
-    var[i] = static_cast<float>(1.0 / (s * s) - double(eps));
+    // A constant channel's rounded inv_std may give -1e-12: a variance is >= 0.
+    var[i] = static_cast<float>(fmax(0.0, 1.0 / (s * s) - double(eps)));
   }
 }
 

@@ -67,12 +67,14 @@ std::string describe(const ConvKey& k) {
 bool tensor_math(cudnnMathType_t m) { return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION; }
 
 // Takes the first candidate (cuDNN orders them best first) that succeeded,
-// obeys the math restriction of the mode and whose workspace, queried again
-// under its math type, fits the limit. Returns false with `why` listing the
-// candidates when none does.
+// obeys the math restriction of the mode (and gpu.deterministic) and whose
+// workspace, queried again under its math type, fits the limit. Returns
+// false with `why` listing the candidates when none does.
 template <class Perf, class Algo, class WorkspaceOf>
-bool choose(const std::vector<Perf>& perfs, int count, ConvDesc& conv, bool reference, size_t limit,
-            WorkspaceOf workspace_of, Algo* algo, size_t* ws, std::string* why) {
+bool choose(const std::vector<Perf>& perfs, int count, ConvDesc& conv, const CudaBackend& be, WorkspaceOf workspace_of,
+            Algo* algo, size_t* ws, std::string* why) {
+  const bool reference = be.reference_math();
+  const size_t limit = be.options().workspace_bytes;
   const cudnnMathType_t initial = conv.math();
   for (int i = 0; i < count; ++i) {
     const Perf& p = perfs[i];
@@ -81,6 +83,8 @@ bool choose(const std::vector<Perf>& perfs, int count, ConvDesc& conv, bool refe
       verdict = cudnnGetErrorString(p.status);
     } else if (reference && tensor_math(p.mathType)) {
       verdict = "tensor-core math (not in the fp32 reference mode)";
+    } else if (be.options().deterministic && p.determinism != CUDNN_DETERMINISTIC) {
+      verdict = "not deterministic (gpu.deterministic)";
     } else {
       // The reference mode keeps FMA math: DEFAULT would allow TF32 on Ampere and newer.
       if (!reference) conv.set_math(p.mathType);
@@ -115,8 +119,8 @@ size_t search_workspace(const std::vector<Perf>& perfs, int count, size_t limit)
   throw UserError(
       fmt::format("cuDNN offers no {} algorithm for the convolution {} within "
                   "gpu.workspace_mb = {} MiB ({}). Raise "
-                  "gpu.workspace_mb if an algorithm needs more, or use another "
-                  "train.precision.",
+                  "gpu.workspace_mb if an algorithm needs more, set gpu.deterministic = false "
+                  "if the candidates are not deterministic, or use another train.precision.",
                   direction, describe(p.key), limit >> 20, why.empty() ? "no candidates" : why));
 }
 
@@ -167,8 +171,7 @@ void choose_forward(CudaBackend& be, ConvPlan& p, SearchBuffers* search) {
     return cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.fwd.get(), p.y.get(), a, n);
   };
   std::string why;
-  if (!choose(perfs, got, p.fwd, be.reference_math(), limit, ws_of, &p.fwd_algo, &p.fwd_ws, &why))
-    no_algorithm("forward", p, limit, why);
+  if (!choose(perfs, got, p.fwd, be, ws_of, &p.fwd_algo, &p.fwd_ws, &why)) no_algorithm("forward", p, limit, why);
 }
 
 void choose_backward_data(CudaBackend& be, ConvPlan& p, SearchBuffers* search) {
@@ -191,7 +194,7 @@ void choose_backward_data(CudaBackend& be, ConvPlan& p, SearchBuffers* search) {
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w.get(), p.y.get(), p.bwd_data.get(), p.x.get(), a, n);
   };
   std::string why;
-  if (!choose(perfs, got, p.bwd_data, be.reference_math(), limit, ws_of, &p.bwd_data_algo, &p.bwd_data_ws, &why))
+  if (!choose(perfs, got, p.bwd_data, be, ws_of, &p.bwd_data_algo, &p.bwd_data_ws, &why))
     no_algorithm("backward-data", p, limit, why);
   p.has_bwd_data = true;
 }
@@ -216,7 +219,7 @@ void choose_backward_filter(CudaBackend& be, ConvPlan& p, SearchBuffers* search)
     return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x.get(), p.y.get(), p.bwd_filter.get(), p.w.get(), a, n);
   };
   std::string why;
-  if (!choose(perfs, got, p.bwd_filter, be.reference_math(), limit, ws_of, &p.bwd_filter_algo, &p.bwd_filter_ws, &why))
+  if (!choose(perfs, got, p.bwd_filter, be, ws_of, &p.bwd_filter_algo, &p.bwd_filter_ws, &why))
     no_algorithm("backward-filter", p, limit, why);
 }
 

@@ -42,9 +42,10 @@ size_t loaded_cudnn_version() {
 std::string DeviceFacts::str() const {
   return fmt::format(
       "GPU {} of {}: {} (compute capability {}.{}, {:.1f} GiB), driver {}, "
-      "runtime {}, cuDNN {}",
+      "runtime {}, cuDNN {} (for CUDA {})",
       ordinal, visible, name, cc_major, cc_minor, double(total_bytes) / double(1 << 30),
-      cuda_version_str(driver_version), cuda_version_str(runtime_version), version_str(cudnn_version));
+      cuda_version_str(driver_version), cuda_version_str(runtime_version), version_str(cudnn_version),
+      cuda_version_str(cudnn_cudart_version));
 }
 
 DeviceFacts open_device(int ordinal) {
@@ -59,10 +60,28 @@ DeviceFacts open_device(int ordinal) {
                     "environment's nvidia/cudnn/lib), or use "
                     "--device cpu.",
                     version_str(kMinCudnnVersion), version_str(f.cudnn_version)));
+  // A cuDNN built for another CUDA major fails inside cudnnCreate with an
+  // opaque internal error: say so first. Needs no device.
+  CUDA_CHECK(cudaRuntimeGetVersion(&f.runtime_version));
+  f.cudnn_cudart_version = static_cast<int>(cudnnGetCudartVersion());
+  if (f.cudnn_cudart_version / 1000 != f.runtime_version / 1000)
+    throw UserError(fmt::format(
+        "the loaded libcudnn {} was built for CUDA {}, but this resnet-train uses the CUDA {} runtime. Put a cuDNN 9 "
+        "for CUDA {} on the library path (LD_LIBRARY_PATH: the cluster's matching cudnn module, or a PyTorch "
+        "environment's nvidia/cudnn/lib for cu{}), or use --device cpu.",
+        version_str(f.cudnn_version), cuda_version_str(f.cudnn_cudart_version), cuda_version_str(f.runtime_version),
+        f.runtime_version / 1000, f.runtime_version / 1000));
   std::string why;
   f.visible = visible_cuda_devices(&why);
   const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
   const std::string visible_env = cvd ? fmt::format("CUDA_VISIBLE_DEVICES='{}'", cvd) : "CUDA_VISIBLE_DEVICES unset";
+  int driver = 0;
+  if (f.visible == 0 && cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0 && driver < f.runtime_version)
+    throw UserError(fmt::format(
+        "train.device = cuda, but the NVIDIA driver supports CUDA {} and this resnet-train was built with CUDA {} "
+        "(cudaGetDeviceCount: {}). Use a node with a newer driver, rebuild with a CUDA toolkit <= {}, or use --device "
+        "cpu.",
+        cuda_version_str(driver), cuda_version_str(f.runtime_version), why, cuda_version_str(driver)));
   if (f.visible == 0)
     throw UserError(
         fmt::format("train.device = cuda, but this process sees no CUDA device "
@@ -81,7 +100,6 @@ DeviceFacts open_device(int ordinal) {
   f.cc_minor = p.minor;
   f.total_bytes = p.totalGlobalMem;
   CUDA_CHECK(cudaDriverGetVersion(&f.driver_version));
-  CUDA_CHECK(cudaRuntimeGetVersion(&f.runtime_version));
   if (f.cc_major < 8)
     throw UserError(
         fmt::format("{} has compute capability {}.{}; the CUDA backend's "

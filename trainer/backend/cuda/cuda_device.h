@@ -19,6 +19,7 @@ struct DeviceFacts {
   size_t total_bytes = 0;                       // device memory
   int driver_version = 0, runtime_version = 0;  // 12040 = 12.4
   size_t cudnn_version = 0;                     // 91900 = 9.19.0
+  int cudnn_cudart_version = 0;                 // the CUDA cuDNN was built for (13000 = 13.0)
   std::string str() const;                      // one line for the run log
 };
 
@@ -26,7 +27,8 @@ struct DeviceFacts {
 // the loaded cuDNN is N (tests of the "too old" message on any machine).
 size_t loaded_cudnn_version();
 
-// Checks cuDNN (>= kMinCudnnVersion), then that `ordinal` names a visible
+// Checks cuDNN (>= kMinCudnnVersion, built for this runtime's CUDA major),
+// the driver (new enough for the runtime), then that `ordinal` names a visible
 // device, then makes it current (the first call that creates a CUDA
 // context). Throws UserError naming the cause and the fix.
 DeviceFacts open_device(int ordinal);

@@ -4,7 +4,9 @@
 // pooling and any other average pool on cuDNN (NHWC or NCHW descriptors as
 // the tensors are). Averages exclude the padding, as the CPU backend's
 // oneDNN pooling_avg_exclude_padding. cuDNN's backward recomputes the
-// arg-max from the forward's x and y, which the kernel keeps referenced.
+// arg-max from the forward's x and y, which the kernel keeps referenced; the
+// deterministic max mode adds overlapping windows' gradients in a fixed
+// order (the plain one uses atomics), so runs repeat bit for bit.
 #include <fmt/format.h>
 
 #include <optional>
@@ -28,8 +30,8 @@ class CudaPool final : public PoolKernel {
         yl_(yl),
         global_(g.kind == PoolKind::kAvg && g.kernel_h == g.h_in && g.kernel_w == g.w_in && g.stride == 1 &&
                 g.pad == 0),
-        pool_(g.kind == PoolKind::kMax ? CUDNN_POOLING_MAX : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING, g.kernel_h,
-              g.kernel_w, g.pad, g.stride) {
+        pool_(g.kind == PoolKind::kMax ? CUDNN_POOLING_MAX_DETERMINISTIC : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING,
+              g.kernel_h, g.kernel_w, g.pad, g.stride) {
     RN_CHECK(g.h_out() > 0 && g.w_out() > 0,
              fmt::format("pooling window {}x{} on a {}x{} map", g.kernel_h, g.kernel_w, g.h_in, g.w_in));
   }
