@@ -343,6 +343,19 @@ inline ::testing::AssertionResult cosine_at_least(const std::string& what, const
                                        << " (max|gpu - cpu| / max|cpu| = " << fmt_double(d.rel()) << ")";
 }
 
+// Cosine with the CPU's at least min_cos and an RMS within norm_tol of the
+// CPU's (cosine alone is blind to scale: a lost loss scale or a factor 2
+// would pass it). The whole-network mixed-precision check; its bounds are
+// derived in test_gpu_resnet.cpp.
+inline ::testing::AssertionResult same_direction_and_norm(const std::string& what, const HostVec& got,
+                                                          const HostVec& want, double min_cos, double norm_tol) {
+  ::testing::AssertionResult c = cosine_at_least(what, got, want, min_cos);
+  if (!c) return c;
+  const double ng = rms(got), nw = rms(want);  // norms over the same count
+  if (nw == 0 ? ng == 0 : std::fabs(ng / nw - 1) <= norm_tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << what << ": RMS " << ng << " vs cpu " << nw << " (beyond " << norm_tol << ")";
+}
+
 // Directional-derivative check of a gradient computed on the GPU in fp32:
 // compares the central difference f(theta + h d) - f(theta - h d) with
 // <grad, (theta + h d) - (theta - h d)> (the step actually stored in fp32,
