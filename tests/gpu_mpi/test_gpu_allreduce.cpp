@@ -27,6 +27,7 @@
 #include "comm/cuda/device_allreduce.h"
 #include "comm/gradient_sync.h"
 #include "tests/gpu_mpi/mpi_gpu_fixture.h"
+#include "tests/mpi/allreduce_test_data.h"
 #include "trainer/backend/cuda/cuda_check.h"
 #include "trainer/core/error.h"
 #include "trainer/core/hash.h"
@@ -37,27 +38,9 @@ namespace {
 constexpr uint8_t kGuard = 0xAB;
 constexpr size_t kGuardBytes = 64;
 
-float exact_value(DType t, size_t i, int rank) {
-  if (t != DType::kF32) return float(int((i * 31 + size_t(rank) * 17) % 13) - 6);  // sums <= 48: exact in bf16
-  return float(int((i * 2654435761u + size_t(rank) * 40503u) % 4095) - 2047);
-}
-
-float load(DType t, const uint8_t* buf, size_t i) {
-  if (t == DType::kF32) {
-    float f;
-    std::memcpy(&f, buf + i * 4, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, buf + i * 2, 2);
-  return t == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
-}
-
-float round_to(DType t, float v) {
-  if (t == DType::kBF16) return bf16_to_float(float_to_bf16(v));
-  if (t == DType::kF16) return fp16_to_float(float_to_fp16(v));
-  return v;
-}
+using testdata::exact_value;
+using testdata::load;
+using testdata::round_to;
 
 class DeviceBuffer {
  public:

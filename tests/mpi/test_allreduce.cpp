@@ -14,29 +14,16 @@
 
 #include "comm/allreduce.h"
 #include "comm/communicator.h"
+#include "tests/mpi/allreduce_test_data.h"
 #include "trainer/core/hash.h"
 
 namespace rn::comm {
 namespace {
 
+using testdata::load;
+using testdata::round_to;
+
 int value(size_t i, int rank) { return int((i * 31 + size_t(rank) * 17) % 13) - 6; }
-
-float load(DType t, const std::vector<uint8_t>& buf, size_t i) {
-  if (t == DType::kF32) {
-    float f;
-    std::memcpy(&f, buf.data() + i * 4, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, buf.data() + i * 2, 2);
-  return t == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
-}
-
-float round_to(DType t, float v) {
-  if (t == DType::kBF16) return bf16_to_float(float_to_bf16(v));
-  if (t == DType::kF16) return fp16_to_float(float_to_fp16(v));
-  return v;
-}
 
 struct Case {
   Algorithm algo;
@@ -56,7 +43,7 @@ void check(Communicator& comm, Allreducer& ar, DType t, ReduceOp op, size_t coun
     int sum = 0;
     for (int r = 0; r < n; ++r) sum += value(i, r);
     const float want = op == ReduceOp::kSum ? float(sum) : round_to(t, float(sum) / float(n));
-    if (load(t, buf, i) != want) {
+    if (load(t, buf.data(), i) != want) {
       if (wrong++ == 0) first_wrong = i;
     }
   }

@@ -27,6 +27,7 @@
 #include "comm/gradient_sync.h"
 #include "comm/reduce_ops.h"
 #include "comm/staged_transport.h"
+#include "tests/mpi/allreduce_test_data.h"
 #include "trainer/core/hash.h"
 
 namespace rn::comm {
@@ -115,29 +116,9 @@ struct Device {
         ops(queued ? static_cast<ReduceOps&>(queued_ops) : host_reduce_ops()) {}
 };
 
-// Every partial sum is an exact integer: |x| <= 6 for the 16-bit types (N <= 8
-// ranks: sums <= 48, exact in bf16), up to 2047 in magnitude for fp32.
-float exact_value(DType t, size_t i, int rank) {
-  if (t != DType::kF32) return float(int((i * 31 + size_t(rank) * 17) % 13) - 6);
-  return float(int((i * 2654435761u + size_t(rank) * 40503u) % 4095) - 2047);
-}
-
-float load(DType t, const void* buf, size_t i) {
-  if (t == DType::kF32) {
-    float f;
-    std::memcpy(&f, static_cast<const char*>(buf) + i * 4, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, static_cast<const char*>(buf) + i * 2, 2);
-  return t == DType::kBF16 ? bf16_to_float(h) : fp16_to_float(h);
-}
-
-float round_to(DType t, float v) {
-  if (t == DType::kBF16) return bf16_to_float(float_to_bf16(v));
-  if (t == DType::kF16) return fp16_to_float(float_to_fp16(v));
-  return v;
-}
+using testdata::exact_value;
+using testdata::load;
+using testdata::round_to;
 
 // Runs `ar` on this rank's inputs (in a buffer with a guard zone), returns the result bytes.
 std::vector<uint8_t> run_on(Allreducer& ar, const std::vector<float>& in, DType t, ReduceOp op, const char* label) {
