@@ -8,6 +8,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tests/gpu/gpu_test_util.h"
 
@@ -183,6 +184,39 @@ TEST_P(GpuElementwise, PinnedUploadsArriveWholeAndInOrder) {
     be.to_host(sum, got.data());  // waits for the upload and the add
     EXPECT_TRUE(near("pinned upload " + std::to_string(batch), got, want, 0, s));
   }
+}
+
+// The upload ring (Backend::make_upload_ring, the trainer's batches): an
+// upload overlaps the work queued on the batch before, but must not
+// overwrite a tensor before the kernels queued ahead of the next upload have
+// read it. Six batches from six pinned arrays; after each upload a queue of
+// large adds keeps the compute stream busy (so the next copies are free to
+// run early) before the batch is copied aside; every copy must hold its own
+// batch, not one uploaded two calls later.
+TEST_P(GpuElementwise, UploadRingKeepsEachBatchForTheKernelsQueuedBeforeTheNextUpload) {
+  Backend& be = gpu(GetParam());
+  Rng rng(9500);
+  const Shape s{64, 3, 64, 64};  // 3 MiB a batch
+  constexpr int kBatches = 6;
+  std::vector<HostVec> host(kBatches);
+  std::vector<std::shared_ptr<void>> pins;
+  for (auto& h : host) {
+    h = rng.vec(size_t(s.numel()), -8, 8);
+    pins.push_back(be.pin_host_memory(h.data(), h.size() * sizeof(float)));
+    ASSERT_NE(pins.back(), nullptr) << "the CUDA backend could not page-lock 3 MiB";
+  }
+  const auto ring = be.make_upload_ring(s);
+  Tensor busy = be.allocate(Shape{int64_t(1) << 24}, Layout::kNC);  // 64 MiB: each add takes ~0.1 ms
+  be.fill(busy, 1.f);
+  std::vector<Tensor> kept;
+  for (int b = 0; b < kBatches; ++b) {
+    const Tensor& x = ring->upload(host[size_t(b)].data());
+    for (int i = 0; i < 20; ++i) be.add(busy, busy, busy);
+    kept.push_back(allocate_poisoned(be, s, Layout::kNCHW));
+    be.copy(x, kept.back());
+  }
+  for (int b = 0; b < kBatches; ++b)
+    EXPECT_TRUE(near("batch " + std::to_string(b), download(be, kept[size_t(b)]), host[size_t(b)], 0, s));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPrecisions, GpuElementwise, kAllPrecisions, dtype_param);

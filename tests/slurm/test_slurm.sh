@@ -254,10 +254,12 @@ case $test_name in
     # A 1-minute time limit and Slurm's own warning 20 s ahead of it
     # (--signal=B:USR1@20 on the command line; the script's line says @300,
     # longer than this limit). Slurm checks time limits every 30 s or so, so
-    # the warning comes 10 to 40 s into each run; the planned steps take
-    # longer than one run (about 65 s on 2 idle cores here), so the job must
-    # requeue itself at least once, never reaching its time limit.
-    epochs=${RN_SLURM_TEST_EPOCHS:-120}
+    # the warning comes 10 to 40 s into each run (30 s in every run seen
+    # here). The planned steps must take well over 40 s: 120 epochs once took
+    # about 65 s on 2 idle cores but only 38 s since (stops at 85-90% of the
+    # run), so 200 epochs (about 64 s now) make sure the job requeues itself
+    # at least once, never reaching its time limit.
+    epochs=${RN_SLURM_TEST_EPOCHS:-200}
     total=$((epochs * steps_per_epoch))
     name=rn-timelimit
     sub_opts=(--time=00:01:00 --signal=B:USR1@20)

@@ -77,7 +77,9 @@ TEST(InferCli, JsonAgreesWithHdf5LogitsOfTheSamePreprocessing) {
   EXPECT_EQ(top[0]["name"], "class " + std::to_string(top[0]["class"].get<int>()));
 
   // The same preprocessing in-process, then the HDF5 path of the binary.
-  rn::CheckpointModel model(ck, 1, 1);
+  rn::BackendOptions cpu;
+  cpu.threads = 1;
+  rn::CheckpointModel model(ck, 1, cpu);
   rn::ImageInput input(model.preprocessing());
   std::vector<float> image(size_t(input.floats()));
   input.load(dir + "/a.jpg", image.data());
@@ -202,6 +204,26 @@ TEST(InferCli, UsageErrors) {
   expect_error(infer("--checkpoint " + ck + " --batch 0 a.jpg"), {"--batch"});
   expect_error(infer("--checkpoint " + ck + " --classes " + dir + "/nodata a.jpg"), {dir + "/nodata"});
   expect_error(infer("--checkpoint " + ck + " --bogus a.jpg"), {"--bogus"});
+  expect_error(infer("--checkpoint " + ck + " --device tpu a.jpg"), {"--device", "cpu or cuda", "tpu"});
+  expect_error(infer("--checkpoint " + ck + " --precision fp8 a.jpg"), {"--precision", "fp8"});
+  expect_error(infer("--checkpoint " + ck + " --precision bf16 a.jpg"), {"--precision bf16", "--device cuda"});
+  expect_error(infer("--checkpoint " + ck + " --device cuda --gpu -1 a.jpg"), {"--gpu", "-1"});
+}
+
+// --device cuda where no GPU can be had: exit 2 with the reason and the way
+// out, before any image is read (on a GPU machine it classifies instead, so
+// it only asserts where no GPU is visible; tests/gpu compares the logits).
+TEST(InferCli, CudaWithoutAGpuFailsClearly) {
+  const std::string dir = infer_dir("cuda");
+  const std::string ck = make_infer_checkpoint(dir, false);
+  const ProcessRun r = infer("--checkpoint " + ck + " --device cuda " + dir + "/missing.jpg");
+  if (r.exit_code == 0) GTEST_SKIP() << "a GPU is visible here: this test is about machines without one";
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(r.output.find("no CUDA device") != std::string::npos ||
+              r.output.find("without the CUDA backend") != std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("missing.jpg"), std::string::npos) << "the device is checked first: " << r.output;
 }
 
 }  // namespace

@@ -56,7 +56,9 @@ TEST(InferLib, JpegFileMatchesTheValidationLoader) {
 
 TEST(InferLib, ModelTakesItsPreprocessingFromTheStoredConfig) {
   const std::string dir = infer_dir("config");
-  rn::CheckpointModel m(make_infer_checkpoint(dir, false), 4, 1);
+  rn::BackendOptions cpu;
+  cpu.threads = 1;
+  rn::CheckpointModel m(make_infer_checkpoint(dir, false), 4, cpu);
   EXPECT_EQ(m.num_classes(), kInferClasses);
   EXPECT_EQ(m.info().state.step, 42);
   EXPECT_EQ(m.min_input_side(), 8);

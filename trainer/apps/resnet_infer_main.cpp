@@ -3,6 +3,7 @@
 //
 //   resnet-infer --checkpoint CK [--classes DATASET] [--top K] [--json] IMAGE...
 //   resnet-infer --checkpoint CK --input X.h5 --output Y.h5 [--batch N]
+//   ... [--device cuda [--gpu N] [--precision bf16]]
 //
 // JPEG images are preprocessed as the run's validation images (centre crop
 // of its data.* settings); HDF5 input is used as given. Exit codes: 0 done,
@@ -33,6 +34,8 @@ constexpr const char* kUsage =
     "else from the checkpoint's /classes, else 'class N'.\n"
     "With --input/--output: the HDF5 dataset 'images' (N, 3, H, W float32, already normalised) of X.h5\n"
     "becomes the dataset 'logits' (N, classes float32) of Y.h5, whose attributes name the checkpoint and step.\n"
+    "--device cuda runs the network on a GPU with cuDNN, in bf16 unless --precision says otherwise (fp32 is\n"
+    "the reference mode, closest to the CPU's logits).\n"
     "\n";
 
 po::options_description options() {
@@ -45,7 +48,12 @@ po::options_description options() {
       "top", num("K", 5), "classes printed per image")("json", "print one JSON object instead of text")(
       "input", str("X.h5"), "HDF5 file with the dataset 'images' (N, 3, H, W) float32, normalised")(
       "output", str("Y.h5"), "HDF5 file to write, with the dataset 'logits' (N, classes) float32")(
-      "batch", num("N", 32), "images per forward pass")("threads", num("N", 0), "OpenMP threads (0: all cores)");
+      "batch", num("N", 32), "images per forward pass")(
+      "device", po::value<std::string>()->value_name("D")->default_value("cpu"), "cpu or cuda")(
+      "gpu", num("N", 0), "cuda: the GPU's ordinal among the visible ones (CUDA_VISIBLE_DEVICES)")(
+      "precision", po::value<std::string>()->value_name("P")->default_value("auto"),
+      "cuda: bf16, fp16 or fp32 activations (auto: bf16); cpu: fp32 only")("threads", num("N", 0),
+                                                                           "OpenMP threads (0: all cores)");
   return o;
 }
 
@@ -80,6 +88,27 @@ int classify_images(rn::CheckpointModel& model, const po::variables_map& vm, con
   return 0;
 }
 
+// --device, --gpu, --precision and --threads as backend options.
+rn::BackendOptions device_options(const po::variables_map& vm) {
+  rn::BackendOptions o;
+  o.device = vm["device"].as<std::string>();
+  if (o.device != "cpu" && o.device != "cuda")
+    throw rn::UserError("--device must be cpu or cuda, got '" + o.device + "'");
+  o.threads = vm["threads"].as<int>();
+  if (o.threads < 0) throw rn::UserError("--threads must be >= 0, got " + std::to_string(o.threads));
+  o.cuda_device = vm["gpu"].as<int>();
+  if (o.cuda_device < 0) throw rn::UserError("--gpu must be >= 0, got " + std::to_string(o.cuda_device));
+  const std::string p = vm["precision"].as<std::string>();
+  if (p == "auto") {
+    o.precision = o.device == "cuda" ? rn::DType::kBF16 : rn::DType::kF32;
+  } else if (!rn::parse_dtype(p, &o.precision)) {
+    throw rn::UserError("--precision must be auto, fp32, bf16 or fp16, got '" + p + "'");
+  }
+  if (o.device == "cpu" && o.precision != rn::DType::kF32)
+    throw rn::UserError("--precision " + p + " needs --device cuda; the CPU computes in fp32 (leave --precision out)");
+  return o;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,17 +141,18 @@ int main(int argc, char** argv) {
     if (!batch_mode && images.empty())
       throw rn::UserError(
           "nothing to classify: give JPEG files, or --input X.h5 --output Y.h5 (see resnet-infer --help)");
-    const int batch = vm["batch"].as<int>(), threads = vm["threads"].as<int>();
+    const int batch = vm["batch"].as<int>();
     if (batch < 1) throw rn::UserError("--batch must be >= 1, got " + std::to_string(batch));
-    if (threads < 0) throw rn::UserError("--threads must be >= 0, got " + std::to_string(threads));
+    const rn::BackendOptions device = device_options(vm);
 
-    rn::CheckpointModel model(vm["checkpoint"].as<std::string>(), batch, threads);
+    rn::CheckpointModel model(vm["checkpoint"].as<std::string>(), batch, device);
     if (!batch_mode) return classify_images(model, vm, images);
     const std::string out = vm["output"].as<std::string>();
     const rn::BatchInferenceResult r = rn::run_batch_inference(model, vm["input"].as<std::string>(), out);
-    std::fprintf(stderr, "resnet-infer: %lld images %lldx%lld -> %s (logits, %lld classes) in %.2f s\n",
+    std::fprintf(stderr, "resnet-infer: %lld images %lldx%lld -> %s (logits, %lld classes) in %.2f s on %s\n",
                  static_cast<long long>(r.images), static_cast<long long>(r.height), static_cast<long long>(r.width),
-                 out.c_str(), static_cast<long long>(model.num_classes()), r.seconds);
+                 out.c_str(), static_cast<long long>(model.num_classes()), r.seconds,
+                 model.backend().describe().c_str());
     return 0;
   } catch (const po::error& e) {
     std::fprintf(stderr, "resnet-infer: error: %s (see resnet-infer --help)\n", e.what());

@@ -105,6 +105,19 @@ class LinearKernel {
   virtual void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw, Tensor& db) = 0;
 };
 
+// Device tensors that input batches are uploaded into
+// (Backend::make_upload_ring), so that the upload of the next batch can run
+// while the device still works on the current one. Owns its tensors.
+class UploadRing {
+ public:
+  virtual ~UploadRing() = default;
+  // Copies `host` (plain NCHW floats of the ring's shape, read as
+  // Backend::from_host reads it) into the ring's next tensor and returns
+  // that tensor. Kernels queued before the next upload() call may read it;
+  // the call after that overwrites it (once those kernels are done).
+  virtual const Tensor& upload(const float* host) = 0;
+};
+
 struct LossResult {
   double loss = 0;      // mean over the counted samples (0 when none)
   int64_t correct = 0;  // top-1 hits
@@ -174,6 +187,10 @@ class Backend {
   // as the checkpoint writer skip to_host's copy. Valid while t is.
   virtual const float* host_view(const Tensor& t) { return nullptr; }
   virtual void from_host(const float* host, Tensor& t) = 0;
+  // Fp32 NCHW tensors of shape s for a stream of input batches (see
+  // UploadRing). Host backends: one tensor, filled by from_host; the CUDA
+  // backend alternates two, so an upload waits only for the step before last.
+  virtual std::unique_ptr<UploadRing> make_upload_ring(const Shape& s);
   virtual void synchronize() = 0;
   // Page-locks [p, p + bytes), which from_host will read again and again
   // (the loader's batch buffers), so that uploads from it are asynchronous

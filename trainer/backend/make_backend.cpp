@@ -24,7 +24,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& o) {
   return make_cuda_backend(o);
 #else
   throw UserError(
-      "train.device = cuda, but this resnet-train was built without the CUDA backend (-DRESNET_WITH_CUDA=OFF, or "
+      "--device cuda (train.device), but this program was built without the CUDA backend (-DRESNET_WITH_CUDA=OFF, or "
       "CMake found no nvcc, cuDNN 9 and NCCL; see the README's build section). Rebuild where the CUDA toolkit, cuDNN "
       "and NCCL are installed, or run with --device cpu.");
 #endif

@@ -38,10 +38,10 @@ Config stored_config(const CheckpointInfo& ck) {
 
 }  // namespace
 
-CheckpointModel::CheckpointModel(const std::string& path, int64_t batch, int threads)
+CheckpointModel::CheckpointModel(const std::string& path, int64_t batch, const BackendOptions& device)
     : ck_(read_checkpoint_info(path)), cfg_(stored_config(ck_)), batch_(std::max<int64_t>(1, batch)) {
   const ModelChoice m = resolve_model(cfg_.model);
-  be_ = make_cpu_backend(threads);
+  be_ = make_backend(device);
   model_ = std::make_unique<ResNet>(*be_, m.arch, ck_.num_classes, m.shortcut);
   load_model_weights(ck_, *model_, *be_, WeightMatch::kExact);
 }

@@ -19,14 +19,16 @@ namespace rn {
 class CheckpointModel {
  public:
   // Reads `path` (UserError for a missing, damaged, incomplete or foreign
-  // file) and loads its weights. batch: images per forward pass (>= 1);
-  // threads: OpenMP threads (0: OpenMP's default).
-  CheckpointModel(const std::string& path, int64_t batch, int threads);
+  // file) and loads its weights onto the backend `device` describes (CPU
+  // threads, or a GPU, its ordinal and precision; UserError when it cannot
+  // be had). batch: images per forward pass (>= 1).
+  CheckpointModel(const std::string& path, int64_t batch, const BackendOptions& device);
 
   const CheckpointInfo& info() const { return ck_; }
   const Config& config() const { return cfg_; }
   int64_t num_classes() const { return ck_.num_classes; }
   int64_t batch() const { return batch_; }
+  const Backend& backend() const { return *be_; }
   // The smallest input side the network takes (as data.image_size allows).
   int min_input_side() const { return model_->arch().imagenet_stem ? 32 : 8; }
   // The validation centre crop of the stored configuration: shorter side to

@@ -279,7 +279,8 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
     Checkpointer checkpointer(cfg.checkpoint, t.output_dir, run_state, model, *be, opt.velocity(), world,
                               dp ? &*dp : nullptr);
 
-    Tensor input = be->allocate(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size}, Layout::kNCHW);
+    // On a GPU the next batch's upload overlaps this step's backward.
+    const auto inputs = be->make_upload_ring(Shape{t.batch_size, 3, cfg.data.image_size, cfg.data.image_size});
     std::optional<Evaluator> evaluator;
     if (data.val) evaluator.emplace(*be, cfg.model.num_classes, t.batch_size, cfg.data.image_size);
     // Every rank reports its own skipped corrupt images (each reads different ones).
@@ -344,7 +345,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       const double data_wait = data.train->wait_seconds() - wait_before;
       warn(batch.warnings);
       sample_log.add(batch);
-      be->from_host(batch.images, input);
+      const Tensor& input = inputs->upload(batch.images);
       const float step_scale = scaler.scale();
       const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), batch.labels, step_scale);
       const double t1 = comm::GradientSync::now();

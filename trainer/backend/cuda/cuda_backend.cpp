@@ -303,14 +303,19 @@ void CudaBackend::to_host(const Tensor& t, float* host) {
 }
 
 void CudaBackend::from_host(const float* host, Tensor& t) {
+  // The copy may overwrite what queued kernels still read (the previous
+  // batch, the scratch): it waits for all of them.
+  CUDA_CHECK(cudaEventRecord(rt_.compute_mark, rt_.compute));
+  upload_after(rt_.compute_mark, host, t);
+}
+
+void CudaBackend::upload_after(cudaEvent_t ready, const float* host, Tensor& t) {
   const bool plain = plain_fp32(t);
   const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
   if (!plain) scratch_.reserve(bytes);
   void* dst = plain ? t.raw() : scratch_.data();
-  // The copy may overwrite what queued kernels still read (the previous
-  // batch, the scratch): it waits for them; later kernels wait for it.
-  CUDA_CHECK(cudaEventRecord(rt_.compute_mark, rt_.compute));
-  CUDA_CHECK(cudaStreamWaitEvent(rt_.copy, rt_.compute_mark, 0));
+  // Later kernels on the compute stream wait for the copy.
+  if (ready != nullptr) CUDA_CHECK(cudaStreamWaitEvent(rt_.copy, ready, 0));
   CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, rt_.copy));
   CUDA_CHECK(cudaEventRecord(rt_.copy_done, rt_.copy));
   CUDA_CHECK(cudaStreamWaitEvent(rt_.compute, rt_.copy_done, 0));
@@ -318,6 +323,51 @@ void CudaBackend::from_host(const float* host, Tensor& t) {
     cuda::convert(dst, Layout::kNCHW, DType::kF32, t.raw(), t.layout(), t.dtype(), cuda::dims4(t.shape()), rt_.compute);
   // A caller may reuse a pageable array as soon as this returns.
   if (!is_pinned(host)) CUDA_CHECK(cudaEventSynchronize(rt_.copy_done));
+}
+
+namespace {
+
+// Two tensors used in turn. Upload k writes tensor k % 2 once the kernels
+// queued before upload k - 1 are done: they include every reader of upload
+// k - 2's batch (the step before last), so the copy overlaps the work still
+// queued on batch k - 1.
+class CudaUploadRing final : public UploadRing {
+ public:
+  CudaUploadRing(CudaBackend& be, const Shape& s) : be_(be) {
+    for (int i = 0; i < 2; ++i) {
+      slots_[i] = be.allocate(s, Layout::kNCHW);
+      CUDA_CHECK(cudaEventCreateWithFlags(&released_[i], cudaEventDisableTiming));
+    }
+  }
+  ~CudaUploadRing() override {
+    // Teardown: a copy may still be writing a slot that is freed next.
+    (void)cudaStreamSynchronize(be_.compute());
+    for (cudaEvent_t e : released_)
+      if (e != nullptr) (void)cudaEventDestroy(e);
+  }
+  CudaUploadRing(const CudaUploadRing&) = delete;
+  CudaUploadRing& operator=(const CudaUploadRing&) = delete;
+
+  const Tensor& upload(const float* host) override {
+    const int slot = int(uploads_ % 2), other = 1 - slot;
+    // The other slot's readers are all queued by now (the contract).
+    if (uploads_ > 0) CUDA_CHECK(cudaEventRecord(released_[other], be_.compute()));
+    be_.upload_after(uploads_ >= 2 ? released_[slot] : nullptr, host, slots_[slot]);
+    ++uploads_;
+    return slots_[slot];
+  }
+
+ private:
+  CudaBackend& be_;
+  Tensor slots_[2];
+  cudaEvent_t released_[2] = {nullptr, nullptr};
+  int64_t uploads_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<UploadRing> CudaBackend::make_upload_ring(const Shape& s) {
+  return std::make_unique<CudaUploadRing>(*this, s);
 }
 
 void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(rt_.compute)); }

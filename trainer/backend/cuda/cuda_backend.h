@@ -12,8 +12,9 @@
 //    statistics, logits and the optimizer state are fp32.
 //
 // Streams: every kernel runs on one compute stream (stream()); from_host
-// uploads on a copy stream ordered against it with events. Nothing
-// synchronizes the whole device; synchronize() waits for the compute stream.
+// and the upload ring copy on a copy stream ordered against it with events
+// (a ring's upload overlaps the step before). Nothing synchronizes the
+// whole device; synchronize() waits for the compute stream.
 //
 // Memory: see cuda_memory.h (allocation only while layers build their
 // per-shape plans, i.e. in the first step; one grow-only convolution
@@ -100,6 +101,8 @@ class CudaBackend final : public Backend {
   // `host` memory is consumed before the call returns; memory pinned with
   // pin_host_memory is read asynchronously (see there).
   void from_host(const float* host, Tensor& t) override;
+  // Two tensors in turn: see CudaUploadRing in cuda_backend.cpp.
+  std::unique_ptr<UploadRing> make_upload_ring(const Shape& s) override;
   void synchronize() override;
 
   int device() const override { return facts_.ordinal; }
@@ -130,6 +133,9 @@ class CudaBackend final : public Backend {
   std::shared_ptr<cuda::ConvPlan> conv_plan(const cuda::ConvKey& k, bool need_dx);
   // Prints `text` to stderr the first time `key` is seen (one line per cause).
   void note_once(const std::string& key, const std::string& text);
+  // from_host's copy, started once `ready` (an event on the compute stream;
+  // nullptr: at once) has happened instead of after every queued kernel.
+  void upload_after(cudaEvent_t ready, const float* host, Tensor& t);
 
  private:
   // CUDA, cuDNN and cuBLAS objects; destroyed after every buffer member.

@@ -54,7 +54,7 @@ DeviceFacts open_device(int ordinal) {
   f.cudnn_version = loaded_cudnn_version();
   if (f.cudnn_version < kMinCudnnVersion)
     throw UserError(
-        fmt::format("train.device = cuda needs cuDNN >= {}, but the loaded libcudnn is {}. "
+        fmt::format("--device cuda (train.device) needs cuDNN >= {}, but the loaded libcudnn is {}. "
                     "Put a cuDNN 9 on the library path "
                     "(LD_LIBRARY_PATH, e.g. the cluster's cudnn module or a PyTorch "
                     "environment's nvidia/cudnn/lib), or use "
@@ -66,7 +66,7 @@ DeviceFacts open_device(int ordinal) {
   f.cudnn_cudart_version = static_cast<int>(cudnnGetCudartVersion());
   if (f.cudnn_cudart_version / 1000 != f.runtime_version / 1000)
     throw UserError(fmt::format(
-        "the loaded libcudnn {} was built for CUDA {}, but this resnet-train uses the CUDA {} runtime. Put a cuDNN 9 "
+        "the loaded libcudnn {} was built for CUDA {}, but this program uses the CUDA {} runtime. Put a cuDNN 9 "
         "for CUDA {} on the library path (LD_LIBRARY_PATH: the cluster's matching cudnn module, or a PyTorch "
         "environment's nvidia/cudnn/lib for cu{}), or use --device cpu.",
         version_str(f.cudnn_version), cuda_version_str(f.cudnn_cudart_version), cuda_version_str(f.runtime_version),
@@ -78,13 +78,13 @@ DeviceFacts open_device(int ordinal) {
   int driver = 0;
   if (f.visible == 0 && cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0 && driver < f.runtime_version)
     throw UserError(fmt::format(
-        "train.device = cuda, but the NVIDIA driver supports CUDA {} and this resnet-train was built with CUDA {} "
+        "--device cuda (train.device), but the NVIDIA driver supports CUDA {} and this program was built with CUDA {} "
         "(cudaGetDeviceCount: {}). Use a node with a newer driver, rebuild with a CUDA toolkit <= {}, or use --device "
         "cpu.",
         cuda_version_str(driver), cuda_version_str(f.runtime_version), why, cuda_version_str(driver)));
   if (f.visible == 0)
     throw UserError(
-        fmt::format("train.device = cuda, but this process sees no CUDA device "
+        fmt::format("--device cuda (train.device), but this process sees no CUDA device "
                     "(cudaGetDeviceCount: {}; {}). Run on a GPU node "
                     "(nvidia-smi lists its GPUs), ask Slurm for them "
                     "(--gres=gpu:N or --gpus-per-task=1), or use --device cpu.",
