@@ -5,7 +5,8 @@
 // receives of step s+1 are posted before step s is reduced, and each reduced
 // segment is sent on at once (it is what step s+1 sends). All-gather
 // receives go straight into the buffer (their chunks are distinct), so they
-// are all posted up front and each arriving segment is forwarded.
+// are all posted up front and each arriving segment is forwarded
+// (Transport::forward: a staging transport resends its host copy).
 //
 // Every element operation and the scratch memory go through a ReduceOps, so
 // the same executor runs on host memory or (device ReduceOps, a transport
@@ -69,6 +70,11 @@ class RingAllreducer final : public Allreducer {
       const Range r = s.segment(c, k);
       sends_.push_back(t_.isend(at(r.begin), r.size() * es, s.right()));
     };
+    // An all-gather segment passed on unchanged, as it arrived.
+    auto forward_segment = [&](int c, size_t k) {
+      const Range r = s.segment(c, k);
+      sends_.push_back(t_.forward(at(r.begin), r.size() * es, s.right()));
+    };
     sends_.clear();
     post_recvs(0);
     for (size_t k = 0; k < s.segments(s.step(0).send_chunk); ++k) send_segment(s.step(0).send_chunk, k);
@@ -113,7 +119,7 @@ class RingAllreducer final : public Allreducer {
         info.peer = s.left();
         info.recv = true;
         t_.wait(ag_recv_[next++], info);
-        if (step + 1 < 2 * (n - 1)) send_segment(c, k);
+        if (step + 1 < 2 * (n - 1)) forward_segment(c, k);
       }
     }
     wait_sends(info, s.right());

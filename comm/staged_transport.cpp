@@ -50,7 +50,10 @@ void StagedTransport::release(int slot) {
 
 void StagedTransport::drain() {
   copier_.sync();
-  for (int s : pending_slots_) release(s);
+  for (int s : pending_slots_) {
+    slots_[size_t(s)].mirrors = nullptr;
+    release(s);
+  }
   pending_slots_.clear();
 }
 
@@ -85,15 +88,37 @@ Transport::Handle StagedTransport::irecv(void* device_buf, size_t bytes, int pee
   return add_op(Op{inner_.irecv(slot_ptr(s), bytes, peer), s, device_buf, bytes, true});
 }
 
+Transport::Handle StagedTransport::forward(const void* device_buf, size_t bytes, int peer) {
+  for (size_t i = 0; i < pending_slots_.size(); ++i) {
+    const int s = pending_slots_[i];
+    Slot& slot = slots_[size_t(s)];
+    if (slot.mirrors != device_buf || slot.mirrored_bytes != bytes) continue;
+    // The slot holds exactly these bytes: send it as it is. It leaves the
+    // pending list (no drain may free it while MPI reads it); wait() puts
+    // it back, since its copy to the device may still be queued.
+    slot.mirrors = nullptr;
+    pending_slots_.erase(pending_slots_.begin() + std::ptrdiff_t(i));
+    Op op{inner_.isend(slot_ptr(s), bytes, peer), s, nullptr, bytes, false};
+    op.forwarded = true;
+    return add_op(op);
+  }
+  return isend(device_buf, bytes, peer);  // not staged here (or already drained)
+}
+
 void StagedTransport::wait(Handle h, const WaitInfo& info) {
   const Op op = ops_[size_t(h)];
   free_ops_.push_back(h);
   inner_.wait(op.inner, info);
   if (op.slot < 0) return;
-  if (!op.recv) {
+  if (op.forwarded) {
+    pending_slots_.push_back(op.slot);  // free once its copy to the device has run
+  } else if (!op.recv) {
     release(op.slot);  // MPI has finished reading it
   } else {
     if (op.bytes > 0) copier_.h2d(op.device, slot_ptr(op.slot), op.bytes);
+    Slot& slot = slots_[size_t(op.slot)];
+    slot.mirrors = op.device;
+    slot.mirrored_bytes = op.bytes;
     pending_slots_.push_back(op.slot);  // free once that copy has run
   }
 }

@@ -5,7 +5,10 @@
 // through a pinned host slot. isend queues the copy device -> slot, waits for
 // it and sends the slot; irecv receives into a slot, and wait() queues the
 // copy slot -> device, which later work on the same stream sees without a
-// host wait. Staging::kNone (CUDA-aware MPI): the inner transport reads and
+// host wait. forward() of a segment whose receive is in such a slot sends
+// that slot again (no copy back to the host, no wait for the stream); the
+// slot is free once the send is done and its copy to the device has run.
+// Staging::kNone (CUDA-aware MPI): the inner transport reads and
 // writes device memory itself; the stream is drained before anything is
 // posted, so MPI never sends a segment whose reduction is still queued, nor
 // overwrites memory that a queued kernel still reads.
@@ -57,6 +60,7 @@ class StagedTransport final : public Transport {
   int size() const override { return inner_.size(); }
   Handle isend(const void* device_buf, size_t bytes, int peer) override;
   Handle irecv(void* device_buf, size_t bytes, int peer) override;
+  Handle forward(const void* device_buf, size_t bytes, int peer) override;
   void wait(Handle h, const WaitInfo& info) override;
 
   // kPinnedHost: at least `slots` slots of at least slot_bytes each. Call
@@ -69,6 +73,10 @@ class StagedTransport final : public Transport {
   struct Slot {
     OwnedMemory mem;
     size_t bytes = 0;
+    // While pending (its copy to the device queued): the device bytes it
+    // holds, which forward() may send from the slot.
+    const void* mirrors = nullptr;
+    size_t mirrored_bytes = 0;
   };
   struct Op {
     Handle inner = -1;
@@ -76,6 +84,7 @@ class StagedTransport final : public Transport {
     void* device = nullptr;  // receives: where wait() copies the slot
     size_t bytes = 0;
     bool recv = false;
+    bool forwarded = false;  // a send from a pending receive slot
   };
 
   char* slot_ptr(int s) { return static_cast<char*>(slots_[size_t(s)].mem.get()); }

@@ -59,12 +59,16 @@ class TestCopier final : public StagingCopier {
  public:
   explicit TestCopier(FakeStream* stream) : stream_(stream) {}
   OwnedMemory alloc_host(size_t bytes) override { return poisoned_host(bytes); }
-  void d2h(void* host, const void* device, size_t bytes) override { copy(host, device, bytes); }
+  void d2h(void* host, const void* device, size_t bytes) override {
+    d2h_bytes += bytes;
+    copy(host, device, bytes);
+  }
   void h2d(void* device, const void* host, size_t bytes) override { copy(device, host, bytes); }
   void sync() override {
     if (stream_) stream_->run_all();
   }
   void released(void* host, size_t bytes) override { std::memset(host, kPoison, bytes); }
+  size_t d2h_bytes = 0;  // copied device -> host so far
 
  private:
   void copy(void* dst, const void* src, size_t bytes) {
@@ -221,6 +225,34 @@ TEST(StagedTransport, PoolSizedAtReserveDoesNotGrow) {
       for (size_t i = 0; i < count; ++i) ASSERT_EQ(load(t, got.data(), i), float(n)) << "count " << count;
     }
   EXPECT_EQ(transport.slots(), reserved) << "the slot pool grew after reserve()";
+}
+
+// Staged through host slots, each byte of the buffer is copied to the host
+// once: every chunk is sent from the device once (n - 1 reduce-scatter
+// sends and the owned chunk), and the all-gather passes received segments
+// on from their slots (Transport::forward) instead of copying them back.
+// The results are checked too: a forwarded slot freed before its copy to
+// the device has run would leave the poison in the buffer.
+TEST(StagedTransport, EveryByteIsCopiedToTheHostOnce) {
+  Communicator comm(MPI_COMM_WORLD, 120.0);
+  const int n = comm.size(), rank = comm.rank();
+  FakeStream stream;
+  TestCopier copier(&stream);
+  QueuedOps ops(stream);
+  auto ring = make_staged_ring_allreducer(comm, copier, Staging::kPinnedHost, ops, 64);
+  for (DType t : {DType::kF32, DType::kBF16})
+    for (size_t count : {size_t(1), size_t(n) * 3 + 1, size_t(977), size_t(5000)}) {
+      std::vector<float> in(count);
+      for (size_t i = 0; i < count; ++i) in[i] = exact_value(t, i, rank);
+      const size_t before = copier.d2h_bytes;
+      const auto got = run_on(*ring, in, t, ReduceOp::kSum, "host once");
+      if (n > 1) EXPECT_EQ(copier.d2h_bytes - before, count * dtype_size(t)) << "count " << count;
+      for (size_t i = 0; i < count; ++i) {
+        float want = 0;
+        for (int r = 0; r < n; ++r) want += exact_value(t, i, r);
+        ASSERT_EQ(load(t, got.data(), i), want) << "count " << count << " element " << i;
+      }
+    }
 }
 
 // Records whether any bucket's wait() came before its mark() of that step.
