@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint_compare.h"
 #include "process_util.h"
 #include "trainer/checkpoint/checkpoint_dir.h"
 #include "trainer/checkpoint/checkpoint_reader.h"
@@ -22,6 +22,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+using rn::testing_util::expect_bit_identical;
 using rn::testing_util::fresh_dir;
 using rn::testing_util::ProcessRun;
 using rn::testing_util::run_command;
@@ -48,35 +49,6 @@ ProcessRun mpi_train(int ranks, const std::string& args, const std::string& env 
   return run_command("env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " + env + " " +
                      RN_MPIEXEC + " --oversubscribe -np " + std::to_string(ranks) +
                      " -x RN_TEST_FAULT -x RN_SAMPLE_LOG " + RN_BIN_DIR + "/resnet-train" + job(args));
-}
-
-// Every dataset of a checkpoint (model, optimizer, state) as raw floats.
-std::map<std::string, std::vector<float>> all_datasets(const std::string& path) {
-  std::map<std::string, std::vector<float>> out;
-  rn::h5::H5Id f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  for (const char* group : {"model", "optimizer"})
-    for (const auto& name : rn::h5::list_datasets(f.get(), group)) {
-      const std::string full = std::string(group) + "/" + name;
-      int64_t n = 1;
-      for (int64_t d : rn::h5::dims_of(f.get(), full)) n *= d;
-      std::vector<float> v(static_cast<size_t>(n));
-      rn::h5::read_f32(f.get(), full, v.data());
-      out[full] = std::move(v);
-    }
-  return out;
-}
-
-void expect_bit_identical(const std::string& a, const std::string& b) {
-  const auto da = all_datasets(a), db = all_datasets(b);
-  ASSERT_EQ(da.size(), db.size());
-  ASSERT_GT(da.size(), 40u);
-  ASSERT_TRUE(da.count("optimizer/momentum/fc.weight"));
-  for (const auto& [name, va] : da) {
-    ASSERT_TRUE(db.count(name)) << name;
-    const auto& vb = db.at(name);
-    ASSERT_EQ(va.size(), vb.size()) << name;
-    EXPECT_EQ(0, std::memcmp(va.data(), vb.data(), va.size() * sizeof(float))) << name << " differs";
-  }
 }
 
 std::string ck(const std::string& dir, int64_t step) {
