@@ -5,11 +5,12 @@
 // on the GPU, resume).
 //  * Learning: the CPU suite's small synthetic job (Training.
 //    SmallResNetLearnsSyntheticDataAbove90Percent reaches > 0.9 held-out
-//    top-1 on the CPU) in bf16. The bar here is 0.8 (chance: 0.1): bf16
+//    top-1 on the CPU) in bf16 and in fp16 with dynamic loss scaling (few
+//    skipped steps). The bar here is 0.8 (chance: 0.1): the low-precision
 //    rounding perturbs the trajectory, and a broken upload, loss or update
 //    stays near chance. The checkpoint it leaves, evaluated on the CPU in
 //    fp32, must score within 0.05 of the GPU's own validation (the same
-//    weights; only bf16 rounding of the activations differs).
+//    weights; only the rounding of the activations differs).
 //  * Resume: with gpu.deterministic, a run stopped after 18 steps and
 //    resumed to the end leaves a checkpoint with the same bits as the run
 //    that never stopped (the CPU suite's Resume.ExactOnOneRank, on the GPU).
@@ -64,8 +65,11 @@ std::vector<nlohmann::json> train_records(const std::string& dir) {
   return out;
 }
 
-TEST_F(GpuTest, TrainingLearnsAndItsCheckpointScoresTheSameOnTheCpu) {
-  const Config c = gpu_job("learn");
+class GpuTraining : public GpuTestWithParam<std::string> {};
+
+TEST_P(GpuTraining, LearnsAndItsCheckpointScoresTheSameOnTheCpu) {
+  Config c = gpu_job("learn_" + GetParam());
+  c.train.precision = GetParam();
   const TrainResult r = run_training(c);
   EXPECT_EQ(r.steps, 96);
   EXPECT_GT(r.val_top1, 0.8) << "held-out synthetic accuracy after training in bf16 on the GPU";
@@ -74,6 +78,11 @@ TEST_F(GpuTest, TrainingLearnsAndItsCheckpointScoresTheSameOnTheCpu) {
   EXPECT_LT(train.back()["loss"].get<double>(), 0.5 * train.front()["loss"].get<double>());
   ASSERT_TRUE(train.back().contains("peak_device_mib"));
   EXPECT_GT(train.back()["peak_device_mib"].get<double>(), 0.0);
+  if (GetParam() == "fp16") {  // dynamic loss scaling reports its state
+    ASSERT_TRUE(train.back().contains("loss_scale"));
+    EXPECT_GE(train.back()["loss_scale"].get<double>(), 1.0);
+    EXPECT_LT(train.back()["skipped_steps"].get<double>(), 10.0) << "most fp16 steps must not overflow";
+  }
 
   Config on_cpu = c;
   on_cpu.train.device = "cpu";
@@ -83,6 +92,9 @@ TEST_F(GpuTest, TrainingLearnsAndItsCheckpointScoresTheSameOnTheCpu) {
   EXPECT_EQ(ev.images, 256);
   EXPECT_NEAR(ev.top1, r.val_top1, 0.05) << "the GPU-trained checkpoint evaluated on the CPU";
 }
+
+INSTANTIATE_TEST_SUITE_P(MixedPrecision, GpuTraining, ::testing::Values("bf16", "fp16"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 TEST_F(GpuTest, DeterministicResumeIsBitIdenticalToTheUninterruptedRun) {
   Config whole = gpu_job("whole");
