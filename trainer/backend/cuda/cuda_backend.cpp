@@ -314,7 +314,8 @@ void CudaBackend::upload_after(cudaEvent_t ready, const float* host, Tensor& t) 
   const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
   if (!plain) scratch_.reserve(bytes);
   void* dst = plain ? t.raw() : scratch_.data();
-  // Later kernels on the compute stream wait for the copy.
+  // The copy starts once `ready` has happened; later kernels on the compute
+  // stream wait for the copy.
   if (ready != nullptr) CUDA_CHECK(cudaStreamWaitEvent(rt_.copy, ready, 0));
   CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, rt_.copy));
   CUDA_CHECK(cudaEventRecord(rt_.copy_done, rt_.copy));
