@@ -28,6 +28,8 @@
 //    state their own bound where they are tested.
 #pragma once
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -236,16 +238,14 @@ inline Tensor allocate_poisoned(Backend& be, const Shape& s, Layout l, DType t =
 
 // "[n, c, h, w]" of flat index i of a plain tensor of shape s ("[i]" without one).
 inline std::string index_str(size_t i, const Shape& s) {
-  if (s.rank() == 0) return "[" + std::to_string(i) + "]";
+  if (s.rank() == 0) return fmt::format("[{}]", i);
   std::vector<int64_t> idx(static_cast<size_t>(s.rank()));
   int64_t rest = static_cast<int64_t>(i);
   for (int64_t d = s.rank() - 1; d >= 0; --d) {
     idx[size_t(d)] = rest % s[size_t(d)];
     rest /= s[size_t(d)];
   }
-  std::string out = "[";
-  for (size_t d = 0; d < idx.size(); ++d) out += (d ? ", " : "") + std::to_string(idx[d]);
-  return out + "]";
+  return fmt::format("[{}]", fmt::join(idx, ", "));
 }
 
 struct Diff {

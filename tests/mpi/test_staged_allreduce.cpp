@@ -246,7 +246,9 @@ TEST(StagedTransport, EveryByteIsCopiedToTheHostOnce) {
       for (size_t i = 0; i < count; ++i) in[i] = exact_value(t, i, rank);
       const size_t before = copier.d2h_bytes;
       const auto got = run_on(*ring, in, t, ReduceOp::kSum, "host once");
-      if (n > 1) EXPECT_EQ(copier.d2h_bytes - before, count * dtype_size(t)) << "count " << count;
+      if (n > 1) {
+        EXPECT_EQ(copier.d2h_bytes - before, count * dtype_size(t)) << "count " << count;
+      }
       for (size_t i = 0; i < count; ++i) {
         float want = 0;
         for (int r = 0; r < n; ++r) want += exact_value(t, i, r);

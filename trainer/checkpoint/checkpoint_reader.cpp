@@ -1,6 +1,7 @@
 #include "trainer/checkpoint/checkpoint_reader.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <map>
@@ -11,11 +12,7 @@
 namespace rn {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
-  return s + "]";
-}
+std::string shape_str(const std::vector<int64_t>& d) { return fmt::format("[{}]", fmt::join(d, ",")); }
 
 h5::H5Id open_checkpoint(const std::string& path) {
   std::error_code ec;

@@ -1,6 +1,7 @@
 #include "trainer/checkpoint/checkpoint_writer.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -39,7 +40,7 @@ void save_checkpoint(const std::string& path, ResNet& model, Backend& be, const 
                      const std::function<void(int, int)>& progress) {
   namespace fs = std::filesystem;
   const fs::path final_path(path);
-  const std::string tmp = (final_path.parent_path() / ("." + final_path.filename().string() + ".tmp")).string();
+  const std::string tmp = (final_path.parent_path() / fmt::format(".{}.tmp", final_path.filename().string())).string();
   be.synchronize();
   ParamStore& ps = model.params();
   std::vector<float> value_copy, buffer_copy, momentum_copy;

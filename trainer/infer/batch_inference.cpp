@@ -83,7 +83,7 @@ BatchInferenceResult run_batch_inference(CheckpointModel& model, const std::stri
   const int64_t k = model.num_classes(), per_image = 3 * in.h * in.w;
 
   const fs::path out_path(output);
-  const std::string tmp = (out_path.parent_path() / ("." + out_path.filename().string() + ".tmp")).string();
+  const std::string tmp = (out_path.parent_path() / fmt::format(".{}.tmp", out_path.filename().string())).string();
   std::error_code ec;
   if (out_path.filename().empty() || fs::is_directory(out_path, ec))
     throw UserError("--output " + output + " is a directory; give a file name such as " + output + "/logits.h5");
