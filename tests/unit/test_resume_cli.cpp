@@ -173,11 +173,12 @@ TEST(Resume, KeepsTheLastKAndLinksTheNewest) {
 TEST(Resume, SavesEveryFewMinutesByTheClock) {
   const std::string d = fresh_dir("rn_resume_clock");
   const ProcessRun r = mpi_train(2,
-                                 "--train.batch_size=8 --train.epochs=6 --checkpoint.keep=100 "
-                                 "--checkpoint.every_minutes=0.002 --train.output_dir=" +
+                                 "--train.batch_size=8 --train.epochs=30 --checkpoint.keep=100 "
+                                 "--checkpoint.every_minutes=0.002 --train.log_every=60 --train.output_dir=" +
                                      d);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  // 150 steps take well over the 0.12 s period: several timed saves plus the last.
+  // 360 steps take about 2 s here, over 15 periods of 0.12 s (6 epochs once
+  // took long enough, then only 0.5 s): several timed saves plus the last.
   EXPECT_GE(rn::list_checkpoints(d).size(), 3u) << r.output;
 }
 

@@ -1,8 +1,8 @@
 // A timeline of the first steps in Chrome's trace format (open trace.json in
-// chrome://tracing or https://ui.perfetto.dev): forward, backward, the wait
-// for gradients and the optimizer on the compute thread; each bucket's
-// all-reduce on the communication thread. Shows whether communication hides
-// behind backward.
+// chrome://tracing or https://ui.perfetto.dev): forward, backward, fetching
+// and uploading the next batch, the wait for gradients and the optimizer on
+// the compute thread; each bucket's all-reduce on the communication thread.
+// Shows whether communication hides behind backward.
 #pragma once
 
 #include <string>

@@ -334,25 +334,47 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       say(fmt::format("nothing to train: the checkpoint is at step {} and the run ends at step {}", first_step,
                       total_steps));
 
+    // A step's batch is taken from the loader and uploaded while the step
+    // before runs its backward and gradient all-reduce (on a GPU the copy
+    // overlaps them; see Backend::make_upload_ring). The batch stays the
+    // loader's until the next fetch, which comes after this step's loss.
+    struct Fetched {
+      const data::Batch* batch = nullptr;
+      const Tensor* input = nullptr;
+      data::DataCursor after;  // the data position once this batch is used
+      double wait = 0;         // seconds the loader kept us waiting for it
+    };
+    Fetched fetched;
+    auto fetch = [&] {
+      const double wait_before = data.train->wait_seconds();
+      fetched.batch = &data.train->next();
+      fetched.wait = data.train->wait_seconds() - wait_before;
+      fetched.input = &inputs->upload(fetched.batch->images);
+      fetched.after = data.train->cursor();
+    };
     data.train->start(cursor);
+    if (first_step < total_steps) fetch();
     for (int64_t step = first_step; step < total_steps; ++step) {
       fault.at(FaultInjection::Where::kStart, rank, step + 1);
       const bool tracing = lead && step - first_step < t.trace_steps;
       const double t0 = comm::GradientSync::now();
       const double lr = schedule.at(data::epoch_position(cursor, epoch_size, global_batch));
-      const double wait_before = data.train->wait_seconds();
-      const data::Batch& batch = data.train->next();
-      const double data_wait = data.train->wait_seconds() - wait_before;
+      const Fetched cur = fetched;
+      const data::Batch& batch = *cur.batch;
       warn(batch.warnings);
       sample_log.add(batch);
-      const Tensor& input = inputs->upload(batch.images);
+      const int64_t skipped = batch.skipped;
       const float step_scale = scaler.scale();
-      const LossResult lr_res = loss.forward_backward(model.forward(input, Mode::kTrain), batch.labels, step_scale);
+      const LossResult lr_res =
+          loss.forward_backward(model.forward(*cur.input, Mode::kTrain), batch.labels, step_scale);
       const double t1 = comm::GradientSync::now();
       if (dp) dp->begin_backward();
       model.backward(loss.grad());
       fault.at(FaultInjection::Where::kBackward, rank, step + 1);
       const double t2 = comm::GradientSync::now();
+      // `batch` is done with: the next fetch may reuse its memory.
+      if (step + 1 < total_steps) fetch();
+      const double t2b = comm::GradientSync::now();
       const double exposed = dp ? dp->finish_backward() : 0.0;
       const double t3 = comm::GradientSync::now();
       // fp16: a step whose (identically all-reduced) gradients overflowed is
@@ -361,9 +383,10 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
         opt.step(float(lr), 1.f / step_scale);
       const int64_t done = step + 1;
       if (tracing) {
-        trace.span("data+forward+loss", done, t0, t1);
+        trace.span("forward+loss", done, t0, t1);
         trace.span("backward", done, t1, t2);
-        trace.span("wait for gradients", done, t2, t3);
+        trace.span("next batch", done, t2, t2b);
+        trace.span("wait for gradients", done, t2b, t3);
         trace.span("optimizer", done, t3, comm::GradientSync::now());
         if (dp) trace.buckets(done, dp->bucket_timings());
         if (done - first_step == t.trace_steps || done == total_steps)
@@ -377,13 +400,13 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       window[0] += lr_res.loss;
       window[1] += double(lr_res.correct);
       window[2] += exposed;
-      window[3] += data_wait;
+      window[3] += cur.wait;
       window[4] += double(lr_res.counted);
-      window[5] += double(batch.skipped);
+      window[5] += double(skipped);
       ++window_steps;
       result.steps = done;
       if (dp && cfg.comm.check_weights_every > 0 && done % cfg.comm.check_weights_every == 0) dp->check_weights(done);
-      const data::DataCursor next = data.train->cursor();
+      const data::DataCursor next = cur.after;
       const double ep = data::epoch_position(next, epoch_size, global_batch);
 
       // Every rank must stop, and save, at the same step: agree on the stop
