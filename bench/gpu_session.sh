@@ -45,11 +45,16 @@ section_facts() {
   } >"$out/facts.txt" 2>&1
 }
 
+# Test binaries by full path: gtest's death tests re-execute argv[0], which
+# execv does not look up on PATH.
+gpu_tests=$(command -v rn_gpu_tests || echo rn_gpu_tests)
+gpu_mpi_tests=$(command -v rn_gpu_mpi_tests || echo rn_gpu_mpi_tests)
+
 section_tests() {
   local f=$out/gpu_tests.txt
-  limit 300 "$f" rn_gpu_tests --gtest_brief=1 --gtest_color=no
+  limit 300 "$f" "$gpu_tests" --gtest_brief=1 --gtest_color=no
   for np in 2 3; do
-    limit 120 "$f" mpirun -np $np rn_gpu_mpi_tests --gtest_brief=1 --gtest_color=no
+    limit 120 "$f" mpirun --oversubscribe -np $np "$gpu_mpi_tests" --gtest_brief=1 --gtest_color=no
   done
 }
 
@@ -59,9 +64,9 @@ section_sanitize() {
   own+=':*GpuMaxPool*:*GpuLinear*'
   local cs
   cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  limit 150 "$f" "$cs" --tool memcheck --error-exitcode 3 rn_gpu_tests --gtest_brief=1 \
+  limit 150 "$f" "$cs" --tool memcheck --error-exitcode 3 "$gpu_tests" --gtest_brief=1 \
     --gtest_color=no --gtest_filter="$own"
-  limit 90 "$f" "$cs" --tool memcheck --error-exitcode 3 rn_gpu_tests --gtest_brief=1 \
+  limit 90 "$f" "$cs" --tool memcheck --error-exitcode 3 "$gpu_tests" --gtest_brief=1 \
     --gtest_color=no --gtest_filter='*GpuResNetStep*bf16_CifarResnet20A*'
 }
 
@@ -69,7 +74,7 @@ section_dp() {
   local f=$out/dp.txt
   for ar in ring nccl; do
     echo "== --comm.allreduce=$ar" >>"$f"
-    limit 120 "$f" mpirun -np 2 resnet-train --device cuda --model.arch=resnet18 --data.image_size=64 \
+    limit 120 "$f" mpirun --oversubscribe -np 2 resnet-train --device cuda --model.arch=resnet18 --data.image_size=64 \
       --train.batch_size=32 --train.max_steps=30 --train.log_every=10 --comm.allreduce=$ar \
       --comm.check_weights_every=10 --train.output_dir=/tmp/rn_gpu_dp_$ar
   done
