@@ -16,15 +16,14 @@
 //    that never stopped (the CPU suite's Resume.ExactOnOneRank, on the GPU).
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/unit/checkpoint_compare.h"
+#include "tests/unit/training_test_util.h"
 #include "trainer/checkpoint/checkpoint_dir.h"
 #include "trainer/train/trainer.h"
 
@@ -33,36 +32,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The CPU suite's small job (training_test_util.h) on the GPU.
 Config gpu_job(const std::string& name) {
-  Config c;
-  c.model.arch = "cifar-resnet8";
-  c.model.num_classes = 10;
-  c.data.image_size = 16;
-  c.data.synthetic_samples = 1024;
-  c.data.val_samples = 256;
-  c.optim.schedule = "cosine";
-  c.optim.warmup_epochs = 0.5;
-  c.train.batch_size = 32;
-  c.train.epochs = 3;
-  c.train.threads = 2;
-  c.train.log_every = 4;
+  Config c = testing_util::small_job("rn_gpu_train_" + name);
   c.train.device = "cuda";
   c.train.precision = "bf16";
   c.checkpoint.every_minutes = 0;
-  c.train.output_dir = (fs::temp_directory_path() / ("rn_gpu_train_" + name)).string();
-  fs::remove_all(c.train.output_dir);
   return c;
-}
-
-std::vector<nlohmann::json> train_records(const std::string& dir) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(fs::path(dir) / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j["type"] == "train") out.push_back(j);
-  }
-  return out;
 }
 
 class GpuTraining : public GpuTestWithParam<std::string> {};
@@ -73,7 +49,7 @@ TEST_P(GpuTraining, LearnsAndItsCheckpointScoresTheSameOnTheCpu) {
   const TrainResult r = run_training(c);
   EXPECT_EQ(r.steps, 96);
   EXPECT_GT(r.val_top1, 0.8) << "held-out synthetic accuracy after training in bf16 on the GPU";
-  const auto train = train_records(c.train.output_dir);
+  const auto train = testing_util::read_metrics(c.train.output_dir, "train");
   ASSERT_GE(train.size(), 2u);
   EXPECT_LT(train.back()["loss"].get<double>(), 0.5 * train.front()["loss"].get<double>());
   ASSERT_TRUE(train.back().contains("peak_device_mib"));

@@ -2,6 +2,7 @@
 // capture its output and exit status; make a fresh temporary directory.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -27,6 +28,18 @@ inline ProcessRun run_command(const std::string& cmd) {
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+// The failure of `--device cuda` where no GPU can be had (no device, or a
+// build without the CUDA backend): exit 2, the reason, and the way out.
+inline ::testing::AssertionResult failed_for_want_of_a_gpu(const ProcessRun& r) {
+  const bool reason = r.output.find("no CUDA device") != std::string::npos ||
+                      r.output.find("without the CUDA backend") != std::string::npos;
+  if (r.exit_code == 2 && reason && r.output.find("--device cpu") != std::string::npos)
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "want exit 2 naming the missing GPU and --device cpu; got exit "
+                                       << r.exit_code << ":\n"
+                                       << r.output;
 }
 
 // A path under the temporary directory, removed if it exists.

@@ -3,9 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
+#include "tests/unit/training_test_util.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/train/trainer.h"
 
@@ -13,34 +13,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-rn::Config small_job(const std::string& dir) {
-  rn::Config c;
-  c.model.arch = "cifar-resnet8";
-  c.model.num_classes = 10;
-  c.data.image_size = 16;
-  c.data.synthetic_samples = 1024;
-  c.data.val_samples = 256;
-  c.optim.schedule = "cosine";
-  c.optim.warmup_epochs = 0.5;
-  c.train.batch_size = 32;
-  c.train.epochs = 3;
-  c.train.threads = 2;
-  c.train.log_every = 4;
-  c.train.output_dir = (fs::temp_directory_path() / dir).string();
-  fs::remove_all(c.train.output_dir);
-  return c;
-}
-
-std::vector<nlohmann::json> read_metrics(const std::string& dir, const std::string& type) {
-  std::vector<nlohmann::json> out;
-  std::ifstream in(fs::path(dir) / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j["type"] == type) out.push_back(j);
-  }
-  return out;
-}
+using rn::testing_util::read_metrics;
+using rn::testing_util::small_job;
 
 TEST(Training, SmallResNetLearnsSyntheticDataAbove90Percent) {
   const rn::Config c = small_job("rn_test_learn");
