@@ -335,16 +335,20 @@ namespace {
 class CudaUploadRing final : public UploadRing {
  public:
   CudaUploadRing(CudaBackend& be, const Shape& s) : be_(be) {
-    for (int i = 0; i < 2; ++i) {
-      slots_[i] = be.allocate(s, Layout::kNCHW);
-      CUDA_CHECK(cudaEventCreateWithFlags(&released_[i], cudaEventDisableTiming));
+    try {
+      for (int i = 0; i < 2; ++i) {
+        slots_[i] = be.allocate(s, Layout::kNCHW);
+        CUDA_CHECK(cudaEventCreateWithFlags(&released_[i], cudaEventDisableTiming));
+      }
+    } catch (...) {
+      destroy_events();
+      throw;
     }
   }
   ~CudaUploadRing() override {
     // Teardown: a copy may still be writing a slot that is freed next.
     (void)cudaStreamSynchronize(be_.compute());
-    for (cudaEvent_t e : released_)
-      if (e != nullptr) (void)cudaEventDestroy(e);
+    destroy_events();
   }
   CudaUploadRing(const CudaUploadRing&) = delete;
   CudaUploadRing& operator=(const CudaUploadRing&) = delete;
@@ -359,6 +363,13 @@ class CudaUploadRing final : public UploadRing {
   }
 
  private:
+  void destroy_events() noexcept {
+    for (cudaEvent_t& e : released_) {
+      if (e != nullptr) (void)cudaEventDestroy(e);
+      e = nullptr;
+    }
+  }
+
   CudaBackend& be_;
   Tensor slots_[2];
   cudaEvent_t released_[2] = {nullptr, nullptr};
