@@ -40,6 +40,9 @@ class Allreducer {
   // Arithmetic and memory where run()'s data live (default: the host). Work
   // issued through ops() before run() is ordered before run() reads.
   virtual ReduceOps& ops() { return host_reduce_ops(); }
+  // Where run() reduces, for the run log (device all-reducers say whether
+  // MPI gets device pointers, pinned host copies, or NCCL does the work).
+  virtual const char* memory() const { return "host memory"; }
 };
 
 // Ring over any transport; segment_bytes is the pipelining unit (>= 1

@@ -13,7 +13,9 @@ namespace {
 class DeviceRingAllreducer final : public Allreducer {
  public:
   DeviceRingAllreducer(Communicator& comm, size_t segment_bytes, int device, Staging staging)
-      : dev_(device), ring_(make_staged_ring_allreducer(comm, dev_.copier, staging, dev_.ops, segment_bytes)) {}
+      : staging_(staging),
+        dev_(device),
+        ring_(make_staged_ring_allreducer(comm, dev_.copier, staging, dev_.ops, segment_bytes)) {}
 
   void reserve(size_t max_elems, DType t) override {
     dev_.make_current();
@@ -25,8 +27,13 @@ class DeviceRingAllreducer final : public Allreducer {
                info);  // ends with ops.finish(): the stream is idle
   }
   ReduceOps& ops() override { return dev_.ops; }
+  const char* memory() const override {
+    return staging_ == Staging::kNone ? "device buffers handed to CUDA-aware MPI"
+                                      : "device buffers staged through pinned host memory";
+  }
 
  private:
+  Staging staging_;
   DeviceStream dev_;
   std::unique_ptr<Allreducer> ring_;  // uses dev_: declared after it
 };
@@ -61,6 +68,7 @@ class DeviceMpiAllreducer final : public Allreducer {
   }
 
   ReduceOps& ops() override { return dev_.ops; }
+  const char* memory() const override { return "a pinned host copy of the device buffers"; }
 
  private:
   Communicator& comm_;

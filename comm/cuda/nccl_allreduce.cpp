@@ -72,6 +72,7 @@ class NcclAllreducer final : public Allreducer {
   }
 
   ReduceOps& ops() override { return dev_.ops; }
+  const char* memory() const override { return "device buffers (NCCL)"; }
 
  private:
   // Polls the stream like Communicator polls MPI: an asynchronous NCCL error

@@ -62,6 +62,7 @@ TEST(Distributed, TwoRanksTrainWriteOnceAndShowOverlapInTheTrace) {
                                   dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("2 rank(s) x batch 16 = 32"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("data parallel: ring all-reduce on host memory"), std::string::npos) << r.output;
   // Only rank 0 prints: the start line appears once.
   EXPECT_EQ(r.output.find("resnet-train 0."), r.output.rfind("resnet-train 0.")) << r.output;
 

@@ -19,6 +19,7 @@
 #include "trainer/infer/checkpoint_model.h"
 #include "trainer/infer/image_input.h"
 #include "trainer/infer/predictions.h"
+#include "trainer/train/device_setup.h"
 
 namespace po = boost::program_options;
 
@@ -99,11 +100,8 @@ rn::BackendOptions device_options(const po::variables_map& vm) {
   o.cuda_device = vm["gpu"].as<int>();
   if (o.cuda_device < 0) throw rn::UserError("--gpu must be >= 0, got " + std::to_string(o.cuda_device));
   const std::string p = vm["precision"].as<std::string>();
-  if (p == "auto") {
-    o.precision = o.device == "cuda" ? rn::DType::kBF16 : rn::DType::kF32;
-  } else if (!rn::parse_dtype(p, &o.precision)) {
+  if (!rn::resolve_precision(p, o.device, &o.precision))
     throw rn::UserError("--precision must be auto, fp32, bf16 or fp16, got '" + p + "'");
-  }
   if (o.device == "cpu" && o.precision != rn::DType::kF32)
     throw rn::UserError("--precision " + p + " needs --device cuda; the CPU computes in fp32 (leave --precision out)");
   return o;

@@ -6,7 +6,6 @@
 #include "trainer/core/hash.h"
 
 #ifdef RN_HAVE_CUDA
-#include "comm/cuda/cuda_aware_mpi.h"
 #include "comm/cuda/device_allreduce.h"
 #endif
 
@@ -21,10 +20,6 @@ DataParallel::DataParallel(comm::Communicator& comm, ResNet& model, const DataPa
   if (be_.device() >= 0) {
 #ifdef RN_HAVE_CUDA
     ar_ = comm::make_device_allreducer(opts.algorithm, comm, opts.segment_bytes, be_.device());
-    memory_ = opts.algorithm == comm::Algorithm::kNccl ? "device buffers (NCCL)"
-              : opts.algorithm == comm::Algorithm::kRing && comm::mpi_is_cuda_aware()
-                  ? "device buffers handed to CUDA-aware MPI"
-                  : "device buffers staged through pinned host memory";
     fence_ = comm::make_cuda_stream_fence(be_.stream(), offsets.size());
     sync.fence = fence_.get();
 #else

@@ -19,7 +19,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "comm/allreduce.h"
@@ -58,9 +57,8 @@ class DataParallel {
   // Bucket timings of the last step (steady-clock seconds).
   const std::vector<comm::BucketTiming>& bucket_timings() const;
   size_t buckets() const;
-  // Where gradients are reduced, for the run log: "host memory", or on a GPU
-  // whether MPI gets device pointers or pinned host copies.
-  const std::string& memory() const { return memory_; }
+  // Where gradients are reduced, for the run log (Allreducer::memory).
+  const char* memory() const { return ar_->memory(); }
 
   // Throws InternalError naming the ranks whose weights differ from rank 0's.
   void check_weights(int64_t step);
@@ -80,7 +78,6 @@ class DataParallel {
   std::unique_ptr<comm::StreamFence> fence_;  // device backends only
   std::unique_ptr<comm::GradientSync> sync_;
   std::vector<float> mirror_;
-  std::string memory_ = "host memory";
 };
 
 }  // namespace rn

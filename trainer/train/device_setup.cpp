@@ -10,11 +10,15 @@
 
 namespace rn {
 
+bool resolve_precision(const std::string& precision, const std::string& device, DType* out) {
+  if (precision != "auto") return parse_dtype(precision, out);
+  *out = device == "cuda" ? DType::kBF16 : DType::kF32;
+  return true;
+}
+
 DType resolved_precision(const Config& cfg) {
-  const std::string& p = cfg.train.precision;
-  if (p == "auto") return cfg.train.device == "cuda" ? DType::kBF16 : DType::kF32;
-  DType t = DType::kF32;
-  parse_dtype(p, &t);
+  DType t = DType::kF32;  // the config's validation has refused unknown names
+  resolve_precision(cfg.train.precision, cfg.train.device, &t);
   return t;
 }
 

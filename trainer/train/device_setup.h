@@ -32,5 +32,8 @@ std::unique_ptr<Backend> make_rank_backend(const Config& cfg, RankPlacement wher
 
 // The precision the run computes in (train.precision with auto resolved).
 DType resolved_precision(const Config& cfg);
+// precision ("auto", "fp32", "bf16", "fp16") on device ("cpu", "cuda"):
+// auto is bf16 on a GPU and fp32 on the CPU. False for an unknown name.
+bool resolve_precision(const std::string& precision, const std::string& device, DType* out);
 
 }  // namespace rn
