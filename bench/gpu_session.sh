@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # bench/gpu_session.sh OUT_DIR [SECTION...]: what a lent GPU machine should
-# run. Needs resnet-train, resnet-bench, rn_gpu_tests, rn_gpu_mpi_tests and
-# mpirun on PATH (a build's, or a packed copy with its libraries where the
+# run. Needs resnet-train, resnet-bench, rn_gpu_tests, rn_gpu_mpi_tests,
+# rn_alloc_tests and mpirun on PATH (a build's, or a packed copy with its libraries where the
 # GPU machine lacks Open MPI, HDF5 and oneDNN), python3 with PyTorch, and the
 # PyTorch peer script at $TORCH_PEER (default .kit/torch_gpu_bench.py).
 #
 # Sections (default: all, in this order):
 #   facts        the card, the libraries our binaries found, PyTorch's versions
-#   tests        rn_gpu_tests, then rn_gpu_mpi_tests at 2 and 3 ranks
+#   tests        rn_gpu_tests, rn_gpu_mpi_tests at 2 and 3 ranks, and the
+#                GPU step's allocation test (rn_alloc_tests)
 #   dp           two ranks training on the one GPU: ring and nccl all-reduce
 #   sanitize     compute-sanitizer memcheck over the own kernels' tests and one
 #                whole ResNet step (out-of-bounds and misaligned accesses)
@@ -49,6 +50,7 @@ section_facts() {
 # execv does not look up on PATH.
 gpu_tests=$(command -v rn_gpu_tests || echo rn_gpu_tests)
 gpu_mpi_tests=$(command -v rn_gpu_mpi_tests || echo rn_gpu_mpi_tests)
+alloc_tests=$(command -v rn_alloc_tests || echo rn_alloc_tests)
 
 section_tests() {
   local f=$out/gpu_tests.txt
@@ -56,6 +58,7 @@ section_tests() {
   for np in 2 3; do
     limit 120 "$f" mpirun --oversubscribe -np $np "$gpu_mpi_tests" --gtest_brief=1 --gtest_color=no
   done
+  limit 120 "$f" mpirun -np 1 "$alloc_tests" --gtest_color=no --gtest_filter='*GpuStep*'
 }
 
 section_sanitize() {

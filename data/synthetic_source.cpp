@@ -3,6 +3,8 @@
 #include <cmath>
 #include <random>
 
+#include "trainer/core/parallel_for.h"
+
 namespace rn {
 
 namespace {
@@ -62,8 +64,7 @@ void SyntheticSource::sample(uint64_t stream, uint64_t index, HostBatch& b, int6
 }
 
 void SyntheticSource::fill(uint64_t stream, uint64_t first, HostBatch& b) const {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < b.n; ++i) sample(stream, first + static_cast<uint64_t>(i), b, i);
+  parallel_for(b.n, [&](int64_t i) { sample(stream, first + static_cast<uint64_t>(i), b, i); });
 }
 
 }  // namespace rn

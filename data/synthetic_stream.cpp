@@ -6,6 +6,7 @@
 #include "data/epoch_plan.h"
 #include "data/train_progress.h"
 #include "trainer/core/error.h"
+#include "trainer/core/parallel_for.h"
 
 namespace rn::data {
 
@@ -58,8 +59,7 @@ const Batch& SyntheticStream::next() {
     n = std::min<int64_t>(n, share_end_ - first);
     stream = 1;
   }
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) src_.sample(stream, uint64_t(first + i), host_, i);
+  parallel_for(n, [&](int64_t i) { src_.sample(stream, uint64_t(first + i), host_, i); });
   for (int64_t i = 0; i < n; ++i) indices_[size_t(i)] = first + i;
   batch_.at = cursor_;
   batch_.n = n;

@@ -210,6 +210,9 @@ class Backend {
   // Most bytes of device memory this backend held at once (0 for host
   // backends).
   virtual size_t peak_memory_bytes() const { return 0; }
+  // Device (and page-locked staging) allocations made so far: constant in
+  // the steady-state step (tests/alloc checks it). 0 for host backends.
+  virtual size_t device_allocations() const { return 0; }
 };
 
 // The oneDNN CPU backend (always available). threads <= 0 keeps OpenMP's default.

@@ -82,6 +82,7 @@ DnnlExec CpuBackend::prepare(dnnl::primitive prim, std::initializer_list<std::pa
     if (d != dnnl::memory::desc()) e.args.emplace(arg, DNNL_CALL(dnnl::memory(d, engine_, DNNL_MEMORY_NONE)));
   grow_scratchpad(scratchpad.get_size());
   e.args.emplace(DNNL_ARG_SCRATCHPAD, DNNL_CALL(dnnl::memory(scratchpad, engine_, DNNL_MEMORY_NONE)));
+  for (const auto& [arg, m] : e.args) e.c_args.push_back(dnnl_exec_arg_t{arg, m.get()});
   return e;
 }
 
@@ -93,7 +94,9 @@ void CpuBackend::run(DnnlExec& e, std::initializer_list<std::pair<int, const voi
     it->second.set_data_handle(const_cast<void*>(p));
   }
   e.args.at(DNNL_ARG_SCRATCHPAD).set_data_handle(scratch_.data());
-  DNNL_CALL(e.prim.execute(stream_, e.args));
+  const dnnl_status_t st = dnnl_primitive_execute(e.prim.get(), stream_.get(), int(e.c_args.size()), e.c_args.data());
+  if (st != dnnl_success)
+    throw_internal("dnnl_primitive_execute", __FILE__, __LINE__, "dnnl_status " + std::to_string(int(st)));
 }
 
 DnnlExec CpuBackend::make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {

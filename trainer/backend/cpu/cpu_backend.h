@@ -17,6 +17,7 @@
 #include <tuple>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "trainer/backend/backend.h"
 #include "trainer/core/error.h"
@@ -34,10 +35,12 @@
 namespace rn {
 
 // A primitive with its argument memories, built once; run() only swaps data
-// pointers in.
+// pointers in. c_args: the same memories as oneDNN's C API takes them, so
+// that a run builds no argument list (the C++ execute() allocates one).
 struct DnnlExec {
   dnnl::primitive prim;
   std::unordered_map<int, dnnl::memory> args;
+  std::vector<dnnl_exec_arg_t> c_args;
 };
 
 class CpuBackend final : public Backend {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "trainer/backend/cpu/cpu_backend.h"
+#include "trainer/core/parallel_for.h"
 
 namespace rn {
 
@@ -15,8 +16,7 @@ static void check_same(const Tensor& a, const Tensor& b, const char* what) {
 void CpuBackend::fill(Tensor& t, float value) {
   float* p = t.data();
   const int64_t n = t.numel();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) p[i] = value;
+  parallel_for(n, [=](int64_t i) { p[i] = value; });
 }
 
 void CpuBackend::axpby(float a, Tensor& y, float b, const Tensor& x) {
@@ -24,8 +24,7 @@ void CpuBackend::axpby(float a, Tensor& y, float b, const Tensor& x) {
   float* yp = y.data();
   const float* xp = x.data();
   const int64_t n = y.numel();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) yp[i] = a * yp[i] + b * xp[i];
+  parallel_for(n, [=](int64_t i) { yp[i] = a * yp[i] + b * xp[i]; });
 }
 
 void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
@@ -35,8 +34,7 @@ void CpuBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   const float* bp = b.data();
   float* op = out.data();
   const int64_t n = a.numel();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) op[i] = ap[i] + bp[i];
+  parallel_for(n, [=](int64_t i) { op[i] = ap[i] + bp[i]; });
 }
 
 void CpuBackend::sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum,
@@ -46,21 +44,17 @@ void CpuBackend::sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, f
   const float* g = grad.data();
   float* v = velocity.data();
   const int64_t n = param.numel();
-#pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
+  parallel_for(n, [=](int64_t i) {
     const float gi = grad_scale * g[i] + weight_decay * p[i];
     v[i] = momentum * v[i] + gi;
     p[i] -= lr * (nesterov ? gi + momentum * v[i] : v[i]);
-  }
+  });
 }
 
 bool CpuBackend::all_finite(const Tensor& t) {
   const float* p = t.data();
   const int64_t n = t.numel();
-  int64_t bad = 0;
-#pragma omp parallel for simd schedule(static) reduction(+ : bad)
-  for (int64_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
-  return bad == 0;
+  return parallel_count(n, [=](int64_t i) { return !std::isfinite(p[i]); }) == 0;
 }
 
 }  // namespace rn

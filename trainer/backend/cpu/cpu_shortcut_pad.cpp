@@ -1,6 +1,7 @@
 // Option-A shortcut on plain or channel-blocked layouts. nchw is the
 // blocked layout with block 1, so one offset formula serves all of them.
 #include "trainer/backend/cpu/cpu_backend.h"
+#include "trainer/core/parallel_for.h"
 
 namespace rn {
 namespace {
@@ -18,12 +19,12 @@ struct Indexer {
 template <class F>
 void for_each_pair(const Tensor& small, const Tensor& big, int64_t stride, F f) {
   const Indexer si(small), bi(big);
-  const int64_t n = small.shape()[0];
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t c = 0; c < si.c; ++c)
-      for (int64_t y = 0; y < bi.h; ++y)
-        for (int64_t x = 0; x < bi.w; ++x) f(si(b, c, y * stride, x * stride), bi(b, c, y, x));
+  const int64_t planes = small.shape()[0] * si.c;  // (image, channel) pairs
+  parallel_for(planes, [&](int64_t bc) {
+    const int64_t b = bc / si.c, c = bc % si.c;
+    for (int64_t y = 0; y < bi.h; ++y)
+      for (int64_t x = 0; x < bi.w; ++x) f(si(b, c, y * stride, x * stride), bi(b, c, y, x));
+  });
 }
 
 void check_shapes(const Tensor& x, const Tensor& y, int64_t stride) {

@@ -99,7 +99,8 @@ CudaBackend::CudaBackend(const BackendOptions& o, cuda::DeviceFacts facts)
       rt_(),
       workspace_(account_, {rt_.compute}, "the convolution workspace"),
       scratch_(account_, {rt_.compute, rt_.copy}, "staging scratch"),
-      labels_(account_, {rt_.compute}, "labels") {
+      labels_(account_, {rt_.compute}, "labels"),
+      pinned_(account_) {
   account_->device = facts_.ordinal;
   account_->oom_hint = fmt::format(
       "Lower train.batch_size, or gpu.workspace_mb (the "

@@ -109,6 +109,7 @@ class CudaBackend final : public Backend {
   void* stream() const override { return rt_.compute; }
   std::string describe() const override;
   size_t peak_memory_bytes() const override { return account_->peak.load(); }
+  size_t device_allocations() const override { return account_->allocations.load(); }
 
   // cudaHostRegister; the handle's release calls cudaHostUnregister (it
   // needs the device's primary context, not this backend).

@@ -75,6 +75,7 @@ std::shared_ptr<Buffer> device_alloc(const std::shared_ptr<MemoryAccount>& accou
         account->device, mib(bytes), what, mib(account->held.load()), mib(free_b), mib(total_b), account->oom_hint));
   }
   CUDA_CHECK(e);
+  ++account->allocations;
   {
     std::lock_guard<std::mutex> lock(registry().m);
     registry().live.emplace(p, Allocation{account, bytes});
@@ -108,6 +109,7 @@ void PinnedBuffer::reserve(size_t bytes) {
   p_ = nullptr;
   bytes_ = 0;
   CUDA_CHECK(cudaMallocHost(&p_, bytes));
+  ++account_->allocations;
   bytes_ = bytes;
 }
 

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trainer/core/tensor.h"
@@ -26,6 +27,8 @@ struct MemoryAccount {
   int device = 0;
   std::atomic<size_t> held{0};
   std::atomic<size_t> peak{0};
+  // cudaMalloc and cudaMallocHost calls made (the steady-state step adds none).
+  std::atomic<size_t> allocations{0};
   // Appended to the out-of-memory message: what the user can lower.
   std::string oom_hint;
 };
@@ -60,7 +63,8 @@ class GrowBuffer {
 // for labels and results read back every step. Not counted as device memory.
 class PinnedBuffer {
  public:
-  PinnedBuffer() = default;
+  // account: counts the allocations (not the bytes).
+  explicit PinnedBuffer(std::shared_ptr<MemoryAccount> account) : account_(std::move(account)) {}
   ~PinnedBuffer();
   PinnedBuffer(const PinnedBuffer&) = delete;
   PinnedBuffer& operator=(const PinnedBuffer&) = delete;
@@ -71,6 +75,7 @@ class PinnedBuffer {
   size_t bytes() const { return bytes_; }
 
  private:
+  std::shared_ptr<MemoryAccount> account_;
   void* p_ = nullptr;
   size_t bytes_ = 0;
 };

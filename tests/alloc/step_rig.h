@@ -1,0 +1,75 @@
+// One replica's training step as the trainer runs it (upload the batch,
+// forward, loss, backward with the gradient all-reduce, the loss-scaler
+// check, SGD), on any backend: what the allocation tests watch.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "data/synthetic_source.h"
+#include "trainer/model/arch.h"
+#include "trainer/model/resnet.h"
+#include "trainer/nn/softmax_cross_entropy.h"
+#include "trainer/optim/loss_scaler.h"
+#include "trainer/optim/sgd.h"
+#include "trainer/train/data_parallel.h"
+
+namespace rn::alloc_test {
+
+struct StepRig {
+  // be outlives the rig. fp16 turns on dynamic loss scaling.
+  StepRig(Backend& backend, const std::string& arch_name, int64_t batch, int image, bool fp16 = false)
+      : be(backend),
+        arch(lookup(arch_name)),
+        model(be, arch, kClasses),
+        opt(be, model.params(), SgdOptions{0.9f, false, 1e-4f, true}),
+        loss(be, 0.1f),
+        scaler(fp16, 1024.0, 100),
+        inputs(be.make_upload_ring(Shape{batch, 3, image, image})) {
+    model.initialize(1, false);
+    logits.resize(size_t(batch * kClasses));
+    const SyntheticSource src(SyntheticOptions{kClasses, image, 0.5, 3});
+    for (int i = 0; i < 2; ++i) {
+      batches[i].resize(batch, image);
+      src.fill(0, uint64_t(i * batch), batches[i]);
+    }
+  }
+
+  // One training step on batch k % 2; dp: the data-parallel hooks, or null.
+  void step(int k, DataParallel* dp = nullptr) {
+    const HostBatch& b = batches[k % 2];
+    const Tensor& x = inputs->upload(b.images.data());
+    const float s = scaler.scale();
+    loss.forward_backward(model.forward(x, Mode::kTrain), b.labels.data(), s);
+    if (dp) dp->begin_backward();
+    model.backward(loss.grad());
+    if (dp) dp->finish_backward();
+    if (scaler.update(!scaler.enabled() || be.all_finite(model.params().flat_grads()))) opt.step(0.01f, 1.f / s);
+  }
+
+  // The evaluator's work per batch (k % 2): forward, logits to the host.
+  void evaluate(int k) {
+    be.to_host(model.forward(inputs->upload(batches[k % 2].images.data()), Mode::kEval), logits.data());
+  }
+
+  static constexpr int64_t kClasses = 10;
+  static ArchSpec lookup(const std::string& name) {
+    ArchSpec a;
+    if (!lookup_arch(name, &a)) throw std::invalid_argument("no architecture " + name);
+    return a;
+  }
+
+  Backend& be;
+  ArchSpec arch;
+  ResNet model;
+  Sgd opt;
+  SoftmaxCrossEntropy loss;
+  LossScaler scaler;
+  std::unique_ptr<UploadRing> inputs;
+  HostBatch batches[2];
+  std::vector<float> logits;
+};
+
+}  // namespace rn::alloc_test

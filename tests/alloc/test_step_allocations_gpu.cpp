@@ -1,0 +1,41 @@
+// The GPU step allocates nothing either: no device or page-locked memory
+// (Backend::device_allocations counts every cudaMalloc and cudaMallocHost)
+// and no host heap outside the libraries (what cuDNN, cuBLAS and the CUDA
+// runtime allocate inside their calls is printed). Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "tests/alloc/alloc_counter.h"
+#include "tests/alloc/step_rig.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace rn::alloc_test {
+namespace {
+
+class GpuStep : public gpu_test::GpuTestWithParam<DType> {};
+
+TEST_P(GpuStep, AllocatesNothingAfterTheFirstSteps) {
+  Backend& be = gpu_test::gpu(GetParam());
+  // Bottleneck blocks with projections at a size where every layer runs cuDNN's real kernels.
+  StepRig rig(be, "resnet50", 8, 64, GetParam() == DType::kF16);
+  for (int k = 0; k < 2; ++k) rig.step(k);
+  rig.evaluate(0);
+  be.synchronize();
+  const size_t device_before = be.device_allocations();
+  AllocationWatch watch;
+  for (int k = 2; k < 5; ++k) rig.step(k);
+  rig.evaluate(1);
+  be.synchronize();
+  watch.stop();
+  EXPECT_EQ(be.device_allocations(), device_before) << "device or pinned allocations in 3 steps on the GPU";
+  EXPECT_EQ(watch.count(), 0u) << "3 training steps and an evaluation batch on the GPU allocated host memory:\n"
+                               << watch.where();
+  std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, GpuStep, ::testing::Values(DType::kF32, DType::kBF16, DType::kF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace rn::alloc_test
