@@ -10,21 +10,26 @@
 //    half (its "semi-persistent NHWC kernel"), and C % 4 == 0 for the add;
 //  - NHWC bf16/fp16: SPATIAL_PERSISTENT with bnOps BN;
 //  - anything (fp32 NCHW, the reference mode): CUDNN_BATCHNORM_SPATIAL, bnOps BN.
-// A configuration cuDNN rejects (CUDNN_STATUS_NOT_SUPPORTED* or BAD_PARAM*,
-// from the size queries at creation or from the first training forward,
-// which then launched nothing) gives way to the next, with a one-line note.
-// A fused backward turned down after its forward ran falls back to the last
-// configuration (plain BN with the emulated tail) on forward's statistics.
+// A configuration cuDNN turns down (rejected(): unsupported shape, type,
+// layout or parameters; not a missing library or a bad pointer), from the
+// size queries at creation or from the first training forward, which then
+// launched nothing, gives way to the next, with a one-line note. A backward
+// turned down after its forward ran falls back to the last configuration
+// (plain BN, the tail emulated), which recomputes the batch statistics
+// from x for that one call.
 // Without fused ops the tail is emulated with the own kernels: forward
 // y = relu(bn(x) [+ z]) after cuDNN's BN; backward g = (y > 0 ? dy : 0),
 // dz = g, then cuDNN's BN backward of g. So supports_bn_add_relu() holds in every mode.
 //
-// Statistics: no running averages are passed to cuDNN (the layer keeps them
-// with axpby). cuDNN's saved mean and inverse std-dev stay in the kernel for
-// backward; the interface's mean/var receive the biased batch mean and
-// variance (var = 1 / inv_std^2 - eps). Eval (forward_inference) and frozen
-// BN (global_stats) normalise with given statistics on the own kernels
-// (cuda::bn_stats_forward / bn_stats_backward).
+// Statistics: the layer keeps the running averages (with axpby); the
+// interface's mean/var receive this batch's mean and biased variance. They
+// come from cuDNN's documented outputs, its running averages with factor 1
+// (the batch mean and unbiased variance; the variance is then scaled by
+// (m-1)/m, m = N*H*W): cuDNN's saved mean and inverse std-dev are private
+// to its backward ("should not be used directly by the user", their
+// contents vary with the mode) and stay in the kernel. Eval
+// (forward_inference) and frozen BN (global_stats) normalise with given
+// statistics on the own kernels (cuda::bn_stats_forward / bn_stats_backward).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -55,10 +60,25 @@ const char* mode_name(cudnnBatchNormMode_t m) {
   return m == CUDNN_BATCHNORM_SPATIAL_PERSISTENT ? "SPATIAL_PERSISTENT" : "SPATIAL";
 }
 
-// The statuses with which cuDNN turns a configuration down before doing anything.
+// The statuses with which cuDNN turns a configuration down (before doing
+// anything). Not among them: an incompatible driver or cudart, a missing
+// sublibrary, the wrong architecture, a null or misaligned pointer, a
+// stream mismatch: those are faults to report, not configurations to skip.
 bool rejected(cudnnStatus_t s) {
-  const int category = CUDNN_STATUS_CATEGORY(s);
-  return category == CUDNN_STATUS_NOT_SUPPORTED || category == CUDNN_STATUS_BAD_PARAM;
+  switch (s) {
+    case CUDNN_STATUS_BAD_PARAM:
+    case CUDNN_STATUS_NOT_SUPPORTED:
+    case CUDNN_STATUS_NOT_SUPPORTED_GRAPH_PATTERN:
+    case CUDNN_STATUS_NOT_SUPPORTED_SHAPE:
+    case CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE:
+    case CUDNN_STATUS_NOT_SUPPORTED_LAYOUT:
+    case CUDNN_STATUS_NOT_SUPPORTED_SHARED_MEMORY_INSUFFICIENT:
+    case CUDNN_STATUS_NOT_SUPPORTED_PADDING:
+    case CUDNN_STATUS_NOT_SUPPORTED_BAD_LAUNCH_PARAM:
+      return true;
+    default:
+      return false;
+  }
 }
 
 class CudaBatchNorm final : public BatchNormKernel {
@@ -104,6 +124,11 @@ class CudaBatchNorm final : public BatchNormKernel {
       stats_ = be_.alloc_bytes(2 * static_cast<size_t>(stats_stride()) * sizeof(float), "batch-norm saved statistics");
       select(0);
     }
+    // cuDNN computes (1 - factor) * old + factor * batch, and 0 * a NaN
+    // left in mean/var (an overflowed fp16 step) would stay NaN.
+    const size_t stat_bytes = static_cast<size_t>(d_.c) * sizeof(float);
+    CUDA_CHECK(cudaMemsetAsync(mean.data(), 0, stat_bytes, s));
+    CUDA_CHECK(cudaMemsetAsync(var.data(), 0, stat_bytes, s));
     for (;;) {
       const BnConfig& c = configs_[cur_];
       const bool add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
@@ -111,8 +136,8 @@ class CudaBatchNorm final : public BatchNormKernel {
       const cudnnStatus_t st = cudnnBatchNormalizationForwardTrainingEx(
           be_.cudnn(), c.mode, c.ops, &kOne, &kZero, x_desc_.get(), x.raw(), add ? x_desc_.get() : nullptr,
           add ? z->raw() : nullptr, x_desc_.get(), y.raw(), bn_desc_->get(), gamma.data(), beta.data(),
-          /*exponentialAverageFactor=*/0.0, /*resultRunningMean=*/nullptr,
-          /*resultRunningVariance=*/nullptr, eps_, saved_mean(), saved_inv_std(), fused() ? relu_.get() : nullptr,
+          /*exponentialAverageFactor=*/1.0, /*resultRunningMean=*/mean.data(),
+          /*resultRunningVariance=*/var.data(), eps_, saved_mean(), saved_inv_std(), fused() ? relu_.get() : nullptr,
           ws.data(), ws.bytes(), reserve_ptr(), reserve_bytes());
       if (st == CUDNN_STATUS_SUCCESS) break;
       // Only before the first success: backward must use forward's
@@ -130,9 +155,9 @@ class CudaBatchNorm final : public BatchNormKernel {
       if (tail_ == BnTail::kAddRelu) cuda::add(y.raw(), z->raw(), y.raw(), t_, y.numel(), s);
       cuda::relu_forward(y.raw(), y.raw(), t_, y.numel(), s);
     }
-    CUDA_CHECK(cudaMemcpyAsync(mean.data(), saved_mean(), static_cast<size_t>(d_.c) * sizeof(float),
-                               cudaMemcpyDeviceToDevice, s));
-    cuda::inv_std_to_var(saved_inv_std(), var.data(), d_.c, eps_, s);
+    // Unbiased -> biased: the interface's batch variance.
+    const double m = double(d_.n) * double(d_.h) * double(d_.w);
+    cuda::axpby(m > 1 ? float((m - 1) / m) : 0.f, var.data(), 0.f, var.data(), d_.c, s);
   }
 
   void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
@@ -168,14 +193,15 @@ class CudaBatchNorm final : public BatchNormKernel {
                               s);
       return;
     }
-    cudnnStatus_t st = cudnn_backward(x, dy, gamma, beta, dx, dgamma, dbeta, dz);
-    if (st != CUDNN_STATUS_SUCCESS && rejected(st) && fused()) {
-      // cuDNN ran the fused forward but turns down its backward: the
-      // emulated tail from here on. Its BN backward needs only forward's
-      // saved statistics, and y_ (the ReLU output) gives the mask.
+    cudnnStatus_t st = cudnn_backward(x, dy, gamma, beta, dx, dgamma, dbeta, dz, /*saved_stats=*/true);
+    if (st != CUDNN_STATUS_SUCCESS && rejected(st) && cur_ + 1 < configs_.size()) {
+      // cuDNN ran the forward but turns down its backward: plain BN with
+      // the emulated tail from here on (y_, the ReLU output, gives the
+      // mask). This once it recomputes the statistics from x: the saved
+      // ones belong to the mode that saved them.
       turned_down(st, "cudnnBatchNormalizationBackwardEx");
       select(configs_.size() - 1);
-      st = cudnn_backward(x, dy, gamma, beta, dx, dgamma, dbeta, dz);
+      st = cudnn_backward(x, dy, gamma, beta, dx, dgamma, dbeta, dz, /*saved_stats=*/false);
     }
     if (st != CUDNN_STATUS_SUCCESS)
       throw_internal("cudnnBatchNormalizationBackwardEx", __FILE__, __LINE__,
@@ -184,9 +210,10 @@ class CudaBatchNorm final : public BatchNormKernel {
 
  private:
   // Backward in the current configuration (the emulated ReLU first where
-  // cuDNN does not fuse the tail); cuDNN's status.
+  // cuDNN does not fuse the tail); cuDNN's status. saved_stats: use the
+  // forward's saved mean and inverse std-dev (else cuDNN recomputes them).
   cudnnStatus_t cudnn_backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta, Tensor& dx,
-                               Tensor& dgamma, Tensor& dbeta, Tensor* dz) {
+                               Tensor& dgamma, Tensor& dbeta, Tensor* dz, bool saved_stats) {
     cudaStream_t s = be_.compute();
     const BnConfig& c = configs_[cur_];
     const bool act = fused(), add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
@@ -202,8 +229,8 @@ class CudaBatchNorm final : public BatchNormKernel {
         be_.cudnn(), c.mode, c.ops, &kOne, &kZero, &kOne, &kZero, x_desc_.get(), x.raw(), act ? x_desc_.get() : nullptr,
         act ? y_.raw() : nullptr, x_desc_.get(), g, add ? x_desc_.get() : nullptr, add ? dz->raw() : nullptr,
         x_desc_.get(), dx.raw(), bn_desc_->get(), gamma.data(), beta.data(), dgamma.data(), dbeta.data(), eps_,
-        saved_mean(), saved_inv_std(), act ? relu_.get() : nullptr, ws.data(), ws.bytes(), reserve_ptr(),
-        reserve_bytes());
+        saved_stats ? saved_mean() : nullptr, saved_stats ? saved_inv_std() : nullptr, act ? relu_.get() : nullptr,
+        ws.data(), ws.bytes(), reserve_ptr(), reserve_bytes());
   }
 
   bool fused() const { return configs_[cur_].ops != CUDNN_BATCHNORM_OPS_BN; }

@@ -62,14 +62,6 @@ __global__ void bn_backward_kernel(const T* x, const T* y, const T* dy, int64_t 
   }
 }
 
-__global__ void inv_std_to_var_kernel(const float* inv_std, float* var, int64_t c, float eps) {
-  for (int64_t i = global_thread(); i < c; i += grid_threads()) {
-    const double s = inv_std[i];
-    // A constant channel's rounded inv_std may give -1e-12: a variance is >= 0.
-    var[i] = static_cast<float>(fmax(0.0, 1.0 / (s * s) - double(eps)));
-  }
-}
-
 void check_layout(Layout l) {
   RN_CHECK(l == Layout::kNCHW || l == Layout::kNHWC, std::string("batch norm: layout ") + layout_name(l));
 }
@@ -120,12 +112,6 @@ void bn_stats_backward(const void* x, const void* y, const void* dy, Dims4 d, La
           <<<grid, kThreads, 0, s>>>(xp, yp, dyp, d.n, d.c, hw, gamma, mean, var, eps, relu, dxp, dzp, dgamma, dbeta);
     CUDA_CHECK_LAUNCH();
   });
-}
-
-void inv_std_to_var(const float* inv_std, float* var, int64_t c, float eps, cudaStream_t s) {
-  if (c <= 0) return;
-  inv_std_to_var_kernel<<<grid_for(c), kThreads, 0, s>>>(inv_std, var, c, eps);
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace rn::cuda

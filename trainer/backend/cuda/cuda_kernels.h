@@ -65,9 +65,6 @@ void bn_stats_forward(const void* x, const void* z, void* y, Dims4 d, Layout l, 
 void bn_stats_backward(const void* x, const void* y, const void* dy, Dims4 d, Layout l, DType t, const float* gamma,
                        const float* mean, const float* var, float eps, bool relu, void* dx, void* dz, float* dgamma,
                        float* dbeta, cudaStream_t s);
-// var[i] = 1 / inv_std[i]^2 - eps (cuDNN saves the inverse std-dev; the
-// backend interface hands out the biased batch variance).
-void inv_std_to_var(const float* inv_std, float* var, int64_t c, float eps, cudaStream_t s);
 
 // --- loss ---
 // Device result of softmax_cross_entropy, read back by the backend.
