@@ -17,7 +17,12 @@ struct Loader::Slot {
   std::vector<float> images;
   std::vector<int32_t> labels;
   std::vector<int64_t> indices;
-  std::vector<shards::Sample> encoded;  // the reader's bytes, one per item
+  // The items' stored bytes (jpeg or raw) back to back, item i's at
+  // [offsets[i], offsets[i + 1]): one buffer, so that it stops growing once
+  // a batch's total has (per-image buffers would each grow to the largest
+  // image they ever met: gigabytes over an ImageNet run).
+  std::vector<uint8_t> bytes;
+  std::vector<size_t> offsets;
   std::shared_ptr<void> pinned;         // images page-locked (pin_images); released before images
   int64_t remaining = 0;                // items not yet decoded (under mu_)
   bool ready = false;                   // every item done (under mu_)
@@ -100,7 +105,7 @@ void Loader::start(DataCursor c) {
       s->images.resize(size_t(views_) * batch * floats_per_view_);
       s->labels.resize(size_t(batch));
       s->indices.resize(size_t(batch));
-      s->encoded.resize(size_t(batch));
+      s->offsets.resize(size_t(batch) + 1);
       if (pin_) s->pinned = pin_(s->images.data(), s->images.size() * sizeof(float));
       slots_.push_back(std::move(s));
     }
@@ -184,7 +189,18 @@ void Loader::reader_loop(DataCursor c) {
       }
       plan_.set_epoch(c.epoch);
       const int64_t n = plan_.batch_at(c.sample, s->indices.data());
-      for (int64_t i = 0; i < n; ++i) reader_.read(s->indices[size_t(i)], s->encoded[size_t(i)]);
+      size_t total = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        s->offsets[size_t(i)] = total;
+        total += reader_.sample_bytes(s->indices[size_t(i)]);
+        s->labels[size_t(i)] = reader_.label(s->indices[size_t(i)]);
+      }
+      s->offsets[size_t(n)] = total;
+      // A quarter more: batch totals vary little (sums of many images), so
+      // the buffer settles after the first batches.
+      if (s->bytes.size() < total) s->bytes.resize(total + total / 4);
+      for (int64_t i = 0; i < n; ++i)
+        reader_.read_bytes(s->indices[size_t(i)], s->bytes.data() + s->offsets[size_t(i)]);
       Batch& b = s->batch;
       b.at = c;
       b.n = n;
@@ -242,7 +258,8 @@ void Loader::worker_loop() {
 
 void Loader::process(Slot& s, int64_t item, JpegDecoder& dec, Augmenter& aug) {
   const int64_t n = s.batch.n, index = s.indices[size_t(item)];
-  const shards::Sample& sample = s.encoded[size_t(item)];
+  const uint8_t* bytes = s.bytes.data() + s.offsets[size_t(item)];
+  const size_t size = s.offsets[size_t(item) + 1] - s.offsets[size_t(item)];
   const auto out = [&](int v) { return s.images.data() + (int64_t(v) * n + item) * floats_per_view_; };
   SampleRng rng(plan_info_.options().seed, uint64_t(s.batch.at.epoch), uint64_t(index));
   const auto& m = reader_.manifest();
@@ -250,10 +267,9 @@ void Loader::process(Slot& s, int64_t item, JpegDecoder& dec, Augmenter& aug) {
   try {
     if (m.layout == shards::Layout::kRaw) {
       for (int v = 0; v < views_; ++v) win[v] = aug.plan(m.image_width, m.image_height, v, rng);
-      for (int v = 0; v < views_; ++v)
-        aug.render(sample.data.data(), m.image_width, m.image_height, win[v], rng, out(v));
+      for (int v = 0; v < views_; ++v) aug.render(bytes, m.image_width, m.image_height, win[v], rng, out(v));
     } else {
-      const JpegSize full = dec.header(sample.data.data(), sample.data.size());
+      const JpegSize full = dec.header(bytes, size);
       int min_w = full.width, min_h = full.height;
       for (int v = 0; v < views_; ++v) {
         win[v] = aug.plan(full.width, full.height, v, rng);
@@ -261,7 +277,7 @@ void Loader::process(Slot& s, int64_t item, JpegDecoder& dec, Augmenter& aug) {
         min_h = std::min(min_h, win[v].h);
       }
       const JpegScale scale = dec.scale_for(min_w, min_h, o_.augment.out_size);
-      dec.decode(sample.data.data(), sample.data.size(), scale);
+      dec.decode(bytes, size, scale);
       const JpegSize got = dec.size();
       for (int v = 0; v < views_; ++v) {
         const CropWindow w =
@@ -269,7 +285,6 @@ void Loader::process(Slot& s, int64_t item, JpegDecoder& dec, Augmenter& aug) {
         aug.render(dec.rgb(), got.width, got.height, w, rng, out(v));
       }
     }
-    s.labels[size_t(item)] = sample.label;
   } catch (const JpegError& e) {
     for (int v = 0; v < views_; ++v) std::fill_n(out(v), floats_per_view_, 0.f);
     s.labels[size_t(item)] = -1;

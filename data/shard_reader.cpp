@@ -177,25 +177,36 @@ int32_t ShardReader::label(int64_t index) const {
   return shards_[static_cast<size_t>(s)].labels[static_cast<size_t>(k)];
 }
 
-void ShardReader::read(int64_t index, Sample& out) {
+size_t ShardReader::sample_bytes(int64_t index) const {
+  if (manifest_.layout != Layout::kJpeg)
+    return static_cast<size_t>(manifest_.image_height) * static_cast<size_t>(manifest_.image_width) * 3;
+  const auto [s, k] = locate(index);
+  const auto& offsets = shards_[static_cast<size_t>(s)].offsets;
+  return static_cast<size_t>(offsets[static_cast<size_t>(k) + 1] - offsets[static_cast<size_t>(k)]);
+}
+
+void ShardReader::read_bytes(int64_t index, uint8_t* dst) {
   const auto [s, k] = locate(index);
   Shard& sh = shards_[static_cast<size_t>(s)];
-  out.label = sh.labels[static_cast<size_t>(k)];
   H5Id file_space{H5_CHECK(H5Dget_space(sh.images.get())), H5Sclose};
   if (manifest_.layout == Layout::kJpeg) {
     const hsize_t start = sh.offsets[static_cast<size_t>(k)], count = sh.offsets[static_cast<size_t>(k) + 1] - start;
-    out.data.resize(count);
     H5_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr));
     H5Id mem{H5_CHECK(H5Screate_simple(1, &count, nullptr)), H5Sclose};
-    H5_CHECK(H5Dread(sh.images.get(), H5T_NATIVE_UINT8, mem.get(), file_space.get(), H5P_DEFAULT, out.data.data()));
+    H5_CHECK(H5Dread(sh.images.get(), H5T_NATIVE_UINT8, mem.get(), file_space.get(), H5P_DEFAULT, dst));
   } else {
     const hsize_t h = manifest_.image_height, w = manifest_.image_width;
     const hsize_t start[4] = {static_cast<hsize_t>(k), 0, 0, 0}, count[4] = {1, h, w, 3};
-    out.data.resize(h * w * 3);
     H5_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr));
     H5Id mem{H5_CHECK(H5Screate_simple(4, count, nullptr)), H5Sclose};
-    H5_CHECK(H5Dread(sh.images.get(), H5T_NATIVE_UINT8, mem.get(), file_space.get(), H5P_DEFAULT, out.data.data()));
+    H5_CHECK(H5Dread(sh.images.get(), H5T_NATIVE_UINT8, mem.get(), file_space.get(), H5P_DEFAULT, dst));
   }
+}
+
+void ShardReader::read(int64_t index, Sample& out) {
+  out.label = label(index);
+  out.data.resize(sample_bytes(index));
+  read_bytes(index, out.data.data());
 }
 
 VerifyReport verify_dataset(const std::string& dir, size_t max_problems) {

@@ -36,6 +36,10 @@ class ShardReader {
   // Global index -> (shard, index inside the shard).
   std::pair<int, int64_t> locate(int64_t index) const;
   int32_t label(int64_t index) const;
+  // Stored bytes of sample `index` (jpeg: its encoded size; raw: H*W*3).
+  size_t sample_bytes(int64_t index) const;
+  // Reads sample `index`'s sample_bytes(index) bytes into dst.
+  void read_bytes(int64_t index, uint8_t* dst);
   // Reads sample `index` into `out` (its buffer is reused).
   void read(int64_t index, Sample& out);
   Sample read(int64_t index) {

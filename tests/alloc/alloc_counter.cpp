@@ -47,6 +47,9 @@ constexpr Library kLibraries[] = {
     {"oneDNN", {"libdnnl"}},
     {"Open MPI", {"libmpi", "libopen-pal", "libopen-rte", "/openmpi/", "libpmix"}},
     {"CUDA libraries", {"libcudnn", "libcublas", "libcudart", "libcuda.so", "libnccl"}},
+    {"HDF5", {"libhdf5"}},
+    {"libjpeg-turbo", {"libturbojpeg", "libjpeg"}},
+    {"OpenCV", {"libopencv"}},
 };
 constexpr int kNumLibraries = int(std::size(kLibraries));
 std::atomic<uint64_t> g_in_library[kNumLibraries];

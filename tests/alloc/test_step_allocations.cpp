@@ -11,14 +11,17 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
 
 #include "comm/communicator.h"
 #include "comm/dtype.h"
 #include "tests/alloc/alloc_counter.h"
 #include "tests/alloc/step_rig.h"
+#include "tests/alloc/trainer_loop_allocations.h"
+#include "tests/unit/dataset_test_util.h"
 #include "tests/unit/training_test_util.h"
-#include "trainer/train/trainer.h"
 
 namespace rn::alloc_test {
 namespace {
@@ -90,42 +93,45 @@ TEST_P(DataParallelStep, AllocatesNothingAfterTheFirstSteps) {
 
 INSTANTIATE_TEST_SUITE_P(Wire, DataParallelStep, ::testing::Values("fp32", "bf16"));
 
-// The whole trainer loop (loader, upload, step, schedule, stop-signal
-// agreement, ...): a run of 2N steps makes exactly as many allocations as
-// a run of N, so the N steps more allocated nothing. Logging, evaluation
-// and checkpoints happen once at the end of both (they may allocate).
-uint64_t allocations_of_a_run(int64_t steps, int threads) {
-  Config c = testing_util::small_job("rn_alloc_run");
-  c.data.val_samples = 0;
-  c.train.max_steps = steps;
-  c.train.threads = threads;
-  c.train.log_every = 1000;
-  c.checkpoint.every_minutes = 0;
-  AllocationWatch watch;
-  const TrainResult r = run_training(c);
-  watch.stop();
-  EXPECT_EQ(r.steps, steps);
-  std::printf("  a run of %lld steps: %llu allocations", static_cast<long long>(steps),
-              static_cast<unsigned long long>(watch.count()));
-  report_libraries(watch);
-  return watch.count();
-}
-
-// train.threads 1 (one core per rank) and 2.
+// The whole trainer loop (trainer_loop_allocations.h) with train.threads 1
+// (one core per rank) and 2; in one process without MPI, or on every rank
+// of the world (gradient all-reduce and stop agreement included).
 class TrainerLoop : public ::testing::TestWithParam<int> {};
 
-TEST_P(TrainerLoop, MoreStepsMakeNoMoreAllocations) {
+TEST_P(TrainerLoop, StepsAllocateNothing) {
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (size > 1) GTEST_SKIP() << "one process: run_training here has no world";
-  allocations_of_a_run(4, GetParam());  // process-wide first-time work (thread pools, HDF5)
-  const uint64_t short_run = allocations_of_a_run(8, GetParam());
-  const uint64_t long_run = allocations_of_a_run(16, GetParam());
-  EXPECT_EQ(long_run, short_run) << "8 more steps of the trainer loop allocated " << int64_t(long_run - short_run)
-                                 << " times";
+  std::optional<comm::Communicator> world;
+  if (size > 1) world.emplace(MPI_COMM_WORLD, 120.0);
+  // small_job empties the shared output directory: one rank after the
+  // other, and all before any starts training.
+  if (world && world->rank() > 0) world->barrier("rank 0's job");
+  Config job = testing_util::small_job("rn_alloc_run");
+  if (world && world->rank() == 0) world->barrier("rank 0's job");
+  if (world) world->barrier("every rank's job");
+  job.train.threads = GetParam();
+  job.data.synthetic_samples = 256;  // 8 steps an epoch at 1 rank, 4 at 2: a new epoch in the window
+  expect_trainer_steps_allocate_nothing(job, 5, 12, world ? &*world : nullptr);
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, TrainerLoop, ::testing::Values(1, 2));
+
+// The same with the HDF5 loader: JPEG shards read, decoded and augmented by
+// its threads into its batch ring (each slot's byte buffer has settled
+// after its first batch, data/loader.cpp).
+TEST(TrainerLoopOnShards, StepsAllocateNothing) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size > 1) GTEST_SKIP() << "one process";
+  const std::string shards = (std::filesystem::temp_directory_path() / "rn_alloc_shards").string();
+  std::filesystem::remove_all(shards);
+  testing_util::write_dataset(shards, shards::Layout::kJpeg, 640, 128, 4, 40, 32);
+  Config job = testing_util::small_job("rn_alloc_shards_run");
+  job.data.train = shards;
+  job.data.source = "hdf5";
+  job.model.num_classes = 4;
+  expect_trainer_steps_allocate_nothing(job, 5, 24);  // 20 steps an epoch: a new one at 21
+}
 
 }  // namespace
 }  // namespace rn::alloc_test

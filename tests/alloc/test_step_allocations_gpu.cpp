@@ -8,10 +8,14 @@
 
 #include "tests/alloc/alloc_counter.h"
 #include "tests/alloc/step_rig.h"
+#include "tests/alloc/trainer_loop_allocations.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/unit/training_test_util.h"
 
 namespace rn::alloc_test {
 namespace {
+
+using gpu_test::GpuTest;
 
 class GpuStep : public gpu_test::GpuTestWithParam<DType> {};
 
@@ -32,6 +36,15 @@ TEST_P(GpuStep, AllocatesNothingAfterTheFirstSteps) {
   EXPECT_EQ(watch.count(), 0u) << "3 training steps and an evaluation batch on the GPU allocated host memory:\n"
                                << watch.where();
   std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
+}
+
+// The whole trainer loop on the GPU in bf16 (trainer_loop_allocations.h).
+TEST_F(GpuTest, TrainerLoopStepsAllocateNothing) {
+  Config job = testing_util::small_job("rn_alloc_gpu_run");
+  job.train.device = "cuda";
+  job.train.precision = "bf16";
+  job.data.synthetic_samples = 256;  // 8 steps an epoch
+  expect_trainer_steps_allocate_nothing(job, 5, 12);
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, GpuStep, ::testing::Values(DType::kF32, DType::kBF16, DType::kF16),

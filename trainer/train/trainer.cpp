@@ -143,7 +143,8 @@ void print_summary(const Config& cfg) {
   fmt::print("multiply-adds per image: {} ({:.3f}G)\n", macs, macs / 1e9);
 }
 
-TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlacement where) {
+TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlacement where,
+                         const StepObserver& after_step) {
   const int local_size = where.local_size;
   const ModelChoice m = resolve_model(cfg.model);
   const auto& t = cfg.train;
@@ -492,6 +493,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
                           ec ? 0.0 : double(bytes) / 1e6, comm::GradientSync::now() - t_save));
         }
       }
+      if (after_step) after_step(done);
       if (stop_sig) {
         if (lead) progress.finish();
         result.interrupted = true;

@@ -2,6 +2,8 @@
 // the optimizer from a Config, trains, validates, logs and checkpoints.
 #pragma once
 
+#include <functional>
+
 #include "trainer/config/config.h"
 #include "trainer/train/device_setup.h"
 #include "trainer/train/evaluator.h"
@@ -21,12 +23,19 @@ struct TrainResult {
   int signal = 0;
 };
 
+// Called on the training thread when a step is complete (its logging,
+// validation and checkpoint included) with the step's number, counted from
+// the start of the original run (1 is the first step). Lets a test watch
+// the loop (tests/alloc); must not throw.
+using StepObserver = std::function<void(int64_t step)>;
+
 // Runs the job. Throws UserError for problems the user can fix.
 // world: the ranks training together (nullptr: a single process without MPI);
 // where: this rank's place on its node (its GPU; the ranks of a node share
 // its cores when train.threads is 0). Only rank 0 prints and writes files;
 // the result is the same on all.
-TrainResult run_training(const Config& cfg, comm::Communicator* world = nullptr, RankPlacement where = {});
+TrainResult run_training(const Config& cfg, comm::Communicator* world = nullptr, RankPlacement where = {},
+                         const StepObserver& after_step = {});
 
 // --eval-only: evaluates the checkpoint cfg.checkpoint.resume on data.val
 // (every sample once across ranks); rank 0 prints the result and appends an
