@@ -58,7 +58,8 @@ section_tests() {
   for np in 2 3; do
     limit 120 "$f" mpirun --oversubscribe -np $np "$gpu_mpi_tests" --gtest_brief=1 --gtest_color=no
   done
-  limit 120 "$f" mpirun -np 1 "$alloc_tests" --gtest_color=no --gtest_filter='*Gpu*'
+  limit 120 "$f" mpirun -np 1 "$alloc_tests" --gtest_color=no --gtest_filter='*Gpu*:-*DataParallel*'
+  limit 120 "$f" mpirun --oversubscribe -np 2 "$alloc_tests" --gtest_color=no --gtest_filter='*GpuDataParallel*'
 }
 
 section_sanitize() {

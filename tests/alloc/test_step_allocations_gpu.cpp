@@ -3,9 +3,13 @@
 // and no host heap outside the libraries (what cuDNN, cuBLAS and the CUDA
 // runtime allocate inside their calls is printed). Skips without a GPU.
 #include <gtest/gtest.h>
+#include <mpi.h>
 
 #include <cstdio>
+#include <string>
 
+#include "comm/allreduce.h"
+#include "comm/communicator.h"
 #include "tests/alloc/alloc_counter.h"
 #include "tests/alloc/step_rig.h"
 #include "tests/alloc/trainer_loop_allocations.h"
@@ -37,6 +41,38 @@ TEST_P(GpuStep, AllocatesNothingAfterTheFirstSteps) {
                                << watch.where();
   std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
 }
+
+// A data-parallel step on the GPU (every rank on device 0; run under
+// mpiexec -np 2): the gradient buckets all-reduced by our ring (device
+// buffers, staged or CUDA-aware) and by NCCL, overlapped with backward.
+class GpuDataParallelStep : public gpu_test::GpuTestWithParam<std::string> {};
+
+TEST_P(GpuDataParallelStep, AllocatesNothingAfterTheFirstSteps) {
+  comm::Communicator world(MPI_COMM_WORLD, 120.0);
+  Backend& be = gpu_test::gpu(DType::kBF16);
+  StepRig rig(be, "resnet18", 8, 64);
+  DataParallelOptions o;
+  ASSERT_TRUE(comm::parse_algorithm(GetParam(), &o.algorithm));
+  o.sync.bucket_bytes = size_t(4) << 20;  // several buckets
+  DataParallel dp(world, rig.model, o);
+  dp.broadcast_weights();
+  for (int k = 0; k < 2; ++k) rig.step(k, &dp);
+  be.synchronize();
+  world.barrier("warm-up");
+  const size_t device_before = be.device_allocations();
+  AllocationWatch watch;
+  for (int k = 2; k < 5; ++k) rig.step(k, &dp);
+  be.synchronize();
+  watch.stop();
+  EXPECT_EQ(be.device_allocations(), device_before) << "rank " << world.rank() << ": device or pinned allocations";
+  EXPECT_EQ(watch.count(), 0u) << "rank " << world.rank() << ": 3 data-parallel GPU steps (" << GetParam()
+                               << ") allocated host memory:\n"
+                               << watch.where();
+  if (world.rank() == 0) std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
+  world.barrier("end");
+}
+
+INSTANTIATE_TEST_SUITE_P(Allreduce, GpuDataParallelStep, ::testing::Values("ring", "nccl"));
 
 // The whole trainer loop on the GPU in bf16 (trainer_loop_allocations.h).
 TEST_F(GpuTest, TrainerLoopStepsAllocateNothing) {
