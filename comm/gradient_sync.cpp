@@ -43,10 +43,21 @@ void GradientSync::begin_step() {
   RN_CHECK(completed_ == launched_, "begin_step while buckets are in flight");
   launched_ = 0;
   completed_ = 0;
+  marked_ = 0;
 }
 
 void GradientSync::grads_ready(size_t offset) {
-  if (opts_.overlap) launch_up_to(offset);
+  if (opts_.overlap) {
+    launch_up_to(offset);
+  } else {
+    // Marked now all the same: the fence must not also wait for what the
+    // caller queues between backward and finish_step (the next batch).
+    while (marked_ < buckets_.size() && buckets_[marked_].begin >= offset) mark(marked_++);
+  }
+}
+
+void GradientSync::mark(size_t bucket) {
+  if (opts_.fence) opts_.fence->mark(bucket);
 }
 
 void GradientSync::launch_up_to(size_t offset) {
@@ -55,7 +66,7 @@ void GradientSync::launch_up_to(size_t offset) {
     std::lock_guard<std::mutex> lock(mu_);
     n = launched_;
     while (n < buckets_.size() && buckets_[n].begin >= offset) {
-      if (opts_.fence) opts_.fence->mark(n);  // before the comm thread can see bucket n
+      if (n >= marked_) mark(n);  // before the comm thread can see bucket n
       timings_[n++].ready = now();
     }
     if (n == launched_) return;

@@ -79,6 +79,7 @@ class GradientSync {
 
  private:
   void launch_up_to(size_t offset);
+  void mark(size_t bucket);  // opts_.fence->mark, when there is a fence
   void comm_loop();
 
   Allreducer& ar_;
@@ -91,6 +92,7 @@ class GradientSync {
   std::mutex mu_;
   std::condition_variable cv_;
   size_t launched_ = 0;   // buckets handed over this step (main thread writes)
+  size_t marked_ = 0;     // without overlap: buckets whose fence is marked (main thread only)
   size_t completed_ = 0;  // buckets finished this step (comm thread writes)
   bool stop_ = false;
   std::exception_ptr error_;

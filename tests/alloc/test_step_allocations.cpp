@@ -28,6 +28,19 @@ namespace {
 
 constexpr int kWarmup = 2, kWatched = 3;
 
+// Kernels build shapes for their checks on every call (the CUDA backend's
+// convolutions and pooling do): that must not touch the heap.
+TEST(Shape, BuildingAndComparingAllocateNothing) {
+  const Shape want{8, 64, 56, 56};
+  int64_t n = 8;
+  AllocationWatch watch;
+  const Shape s{n, 64, 56, 56}, flat{n * 64}, empty{};
+  const bool same = s == want && flat.numel() == 512 && empty.rank() == 0;
+  watch.stop();
+  EXPECT_TRUE(same);
+  EXPECT_EQ(watch.count(), 0u) << watch.where();
+}
+
 void report_libraries(const AllocationWatch& w) {
   std::printf("  (allocations inside the libraries' own code: %s)\n", w.libraries().c_str());
 }

@@ -73,6 +73,9 @@ class GpuTest : public gpu_test::MpiGpuTest {
     pack(t, in.data(), host.data(), count);
     DeviceBuffer dev(host.size());
     CUDA_CHECK(cudaMemcpy(dev.get(), host.data(), host.size(), cudaMemcpyHostToDevice));
+    // From pageable memory cudaMemcpy may return before the data has landed,
+    // and the all-reducer's stream does not wait for the legacy stream.
+    CUDA_CHECK(cudaDeviceSynchronize());
     ar.run(dev.get(), count, t, op, WaitInfo{"GPU test all-reduce", 0});
     CUDA_CHECK(cudaMemcpy(host.data(), dev.get(), host.size(), cudaMemcpyDeviceToHost));
     for (size_t i = bytes; i < host.size(); ++i) {

@@ -267,6 +267,7 @@ class CheckingFence final : public StreamFence {
     ++waits_[b];
   }
   int early() const { return early_; }
+  int marks(size_t b) const { return marks_.at(b).load(); }
 
  private:
   std::vector<std::atomic<int>> marks_;
@@ -324,6 +325,39 @@ TEST(StagedTransport, GradientSyncWithQueuedOpsAndFenceMatchesHost) {
     ASSERT_EQ(dev_grads[i], round_to(DType::kBF16, sum / float(n))) << "element " << i;
   }
   EXPECT_EQ(std::memcmp(dev_grads.data(), host_grads.data(), count * 4), 0);
+}
+
+// Without overlap the all-reduce starts in finish_step, but each bucket's
+// fence is still marked when backward reports it: work the caller queues in
+// between (the next batch's upload) must not delay the all-reduce. One mark
+// per bucket and step.
+TEST(GradientSyncFence, WithoutOverlapMarksEachBucketAsBackwardReportsIt) {
+  Communicator comm(MPI_COMM_WORLD, 120.0);
+  const size_t count = 10007;
+  std::vector<size_t> offsets;
+  for (size_t o = 0; o < count; o += 1000) offsets.push_back(o);
+  std::vector<float> grads(count, 1.f);
+  auto ring = make_ring_allreducer(comm, 4096);
+  CheckingFence fence(offsets.size());
+  GradientSyncOptions opts;
+  opts.bucket_bytes = 3000 * 4;
+  opts.overlap = false;
+  opts.fence = &fence;
+  GradientSync sync(*ring, grads.data(), count, offsets, opts);
+  ASSERT_GE(sync.buckets(), 3u);
+  for (int step = 1; step <= 2; ++step) {
+    sync.begin_step();
+    for (size_t i = offsets.size(); i-- > 0;) {
+      sync.grads_ready(offsets[i]);
+      for (size_t b = 0; b < sync.buckets(); ++b)  // marked once its range is final, not before
+        EXPECT_EQ(fence.marks(b), sync.bucket(b).begin >= offsets[i] ? step : step - 1)
+            << "bucket " << b << " after offset " << offsets[i] << " in step " << step;
+    }
+    sync.finish_step();
+    for (size_t b = 0; b < sync.buckets(); ++b) EXPECT_EQ(fence.marks(b), step) << "bucket " << b;
+  }
+  EXPECT_EQ(fence.early(), 0);
+  for (size_t i = 0; i < count; ++i) ASSERT_EQ(grads[i], 1.f) << "element " << i;  // the mean of ones
 }
 
 }  // namespace

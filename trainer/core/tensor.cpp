@@ -1,5 +1,7 @@
 #include "trainer/core/tensor.h"
 
+#include <algorithm>
+
 #include "trainer/core/error.h"
 
 namespace rn {
@@ -28,12 +30,10 @@ int64_t layout_channel_block(Layout l) {
   }
 }
 
-Shape::Shape(std::initializer_list<int64_t> d) : Shape(std::vector<int64_t>(d)) {}
-
-Shape::Shape(const std::vector<int64_t>& d) {
-  RN_CHECK(d.size() <= kMaxRank, "tensors have at most 4 dimensions, got " + std::to_string(d.size()));
-  for (size_t i = 0; i < d.size(); ++i) dims_[i] = d[i];
-  rank_ = static_cast<int>(d.size());
+Shape::Shape(const int64_t* d, size_t rank) {
+  RN_CHECK(rank <= kMaxRank, "tensors have at most 4 dimensions, got " + std::to_string(rank));
+  std::copy(d, d + rank, dims_.begin());
+  rank_ = static_cast<int>(rank);
 }
 
 int64_t Shape::numel() const {

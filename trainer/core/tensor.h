@@ -34,8 +34,8 @@ int64_t layout_channel_block(Layout l);
 struct Shape {
   static constexpr int kMaxRank = 4;
   Shape() = default;
-  Shape(std::initializer_list<int64_t> d);
-  explicit Shape(const std::vector<int64_t>& d);
+  Shape(std::initializer_list<int64_t> d) : Shape(d.begin(), d.size()) {}
+  explicit Shape(const std::vector<int64_t>& d) : Shape(d.data(), d.size()) {}
   int64_t rank() const { return rank_; }
   int64_t operator[](size_t i) const { return dims_[i]; }
   const int64_t* begin() const { return dims_.data(); }
@@ -47,6 +47,9 @@ struct Shape {
   std::string str() const;  // "[8, 64, 56, 56]"
 
  private:
+  // Copies into the inline array (kernels build shapes on every call: no
+  // temporary on the heap).
+  Shape(const int64_t* d, size_t rank);
   std::array<int64_t, kMaxRank> dims_{};
   int rank_ = 0;
 };

@@ -180,13 +180,19 @@ std::shared_ptr<void> CudaBackend::pin_host_memory(void* p, size_t bytes) {
   return std::shared_ptr<void>(p, [](void* q) { (void)cudaHostUnregister(q); });
 }
 
-bool CudaBackend::is_pinned(const void* host) const {
-  cudaPointerAttributes a{};
-  if (cudaPointerGetAttributes(&a, host) != cudaSuccess) {
-    (void)cudaGetLastError();  // not a pointer CUDA knows: pageable
-    return false;
+bool CudaBackend::is_pinned(const void* host, size_t bytes) const {
+  if (bytes == 0) return true;
+  // Both ends: memory pinned by someone else (cudaHostRegister reported it
+  // already registered) may be pinned over a part of the range only.
+  for (const void* p : {host, static_cast<const void*>(static_cast<const char*>(host) + bytes - 1)}) {
+    cudaPointerAttributes a{};
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+      (void)cudaGetLastError();  // not a pointer CUDA knows: pageable
+      return false;
+    }
+    if (a.type != cudaMemoryTypeHost) return false;
   }
-  return a.type == cudaMemoryTypeHost;
+  return true;
 }
 
 // --- kernels made here ---
@@ -324,7 +330,7 @@ void CudaBackend::upload_after(cudaEvent_t ready, const float* host, Tensor& t) 
   if (!plain)
     cuda::convert(dst, Layout::kNCHW, DType::kF32, t.raw(), t.layout(), t.dtype(), cuda::dims4(t.shape()), rt_.compute);
   // A caller may reuse a pageable array as soon as this returns.
-  if (!is_pinned(host)) CUDA_CHECK(cudaEventSynchronize(rt_.copy_done));
+  if (!is_pinned(host, bytes)) CUDA_CHECK(cudaEventSynchronize(rt_.copy_done));
 }
 
 namespace {

@@ -151,7 +151,7 @@ class CudaBackend final : public Backend {
     cudnnHandle_t cudnn = nullptr;
     cublasHandle_t cublas = nullptr;
   };
-  bool is_pinned(const void* host) const;
+  bool is_pinned(const void* host, size_t bytes) const;
 
   BackendOptions opt_;
   DType precision_;

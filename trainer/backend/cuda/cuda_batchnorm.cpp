@@ -155,9 +155,13 @@ class CudaBatchNorm final : public BatchNormKernel {
       if (tail_ == BnTail::kAddRelu) cuda::add(y.raw(), z->raw(), y.raw(), t_, y.numel(), s);
       cuda::relu_forward(y.raw(), y.raw(), t_, y.numel(), s);
     }
-    // Unbiased -> biased: the interface's batch variance.
+    // Unbiased -> biased: the interface's batch variance. One value per
+    // channel: cuDNN divided by m - 1 = 0, and the biased variance is 0.
     const double m = double(d_.n) * double(d_.h) * double(d_.w);
-    cuda::axpby(m > 1 ? float((m - 1) / m) : 0.f, var.data(), 0.f, var.data(), d_.c, s);
+    if (m > 1)
+      cuda::axpby(float((m - 1) / m), var.data(), 0.f, var.data(), d_.c, s);
+    else
+      CUDA_CHECK(cudaMemsetAsync(var.data(), 0, stat_bytes, s));
   }
 
   void forward_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
