@@ -82,12 +82,14 @@ int main(int argc, char** argv) {
         break;
     }
     std::unique_ptr<rn::comm::Communicator> world;
+    int early_gpu = -1;
     if (launched_by_mpi()) {
+      early_gpu = rn::bind_gpu_before_mpi(req.config);
       g_mpi = std::make_unique<rn::comm::MpiSession>(&argc, &argv);
       world = std::make_unique<rn::comm::Communicator>(MPI_COMM_WORLD, req.config.comm.timeout);
     }
     rn::RankPlacement where;
-    if (g_mpi) where = {g_mpi->world().local_rank, g_mpi->world().local_size};
+    if (g_mpi) where = {g_mpi->world().local_rank, g_mpi->world().local_size, early_gpu};
     if (req.action == rn::CliAction::kEval) {
       rn::evaluate_checkpoint(req.config, world.get(), where);
       world.reset();

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <limits>
+
 #include "trainer/train/startup.h"
 
 #ifdef RN_HAVE_CUDA
@@ -44,8 +47,39 @@ DeviceChoice choose_device(const Config& cfg, RankPlacement where) {
           "{} ranks on this node share {} visible GPU(s): "
           "rank {} of the node uses GPU {}",
           where.local_size, visible, where.local_rank, o.cuda_device);
+    if (where.early_gpu >= 0 && where.early_gpu != o.cuda_device)
+      c.note += fmt::format(
+          "{}GPU {} was made current before MPI_Init from the launcher's local rank ({}), but MPI's local rank "
+          "{} picks GPU {}: GPU {} keeps a CUDA context of this rank",
+          c.note.empty() ? "" : "; ", where.early_gpu, launcher_local_rank(), where.local_rank, o.cuda_device,
+          where.early_gpu);
   }
   return c;
+}
+
+int launcher_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') continue;
+    char* end = nullptr;
+    const long r = std::strtol(v, &end, 10);
+    return *end == '\0' && r >= 0 && r <= std::numeric_limits<int>::max() ? int(r) : -1;
+  }
+  return -1;
+}
+
+int bind_gpu_before_mpi(const Config& cfg) {
+#ifdef RN_HAVE_CUDA
+  const int local = launcher_local_rank();
+  if (cfg.train.device != "cuda" || local < 0) return -1;
+  const int visible = visible_cuda_devices();
+  if (visible <= 0) return -1;
+  const int gpu = local % visible;
+  return make_cuda_device_current(gpu) ? gpu : -1;
+#else
+  (void)cfg;
+  return -1;
+#endif
 }
 
 std::unique_ptr<Backend> make_rank_backend(const Config& cfg, RankPlacement where, DeviceChoice* chosen) {

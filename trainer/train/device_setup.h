@@ -13,6 +13,7 @@ namespace rn {
 struct RankPlacement {
   int local_rank = 0;  // position among the ranks on this node
   int local_size = 1;  // ranks on this node
+  int early_gpu = -1;  // the GPU bind_gpu_before_mpi made current, or -1
 };
 
 struct DeviceChoice {
@@ -26,6 +27,21 @@ struct DeviceChoice {
 // backend needs compute capability >= 8.0, which has bf16). Creates no
 // CUDA context.
 DeviceChoice choose_device(const Config& cfg, RankPlacement where);
+
+// This process's position on its node as its launcher's environment says:
+// OMPI_COMM_WORLD_LOCAL_RANK (Open MPI's mpirun), MPI_LOCALRANKID (MPICH,
+// Intel MPI), SLURM_LOCALID (srun), the first one set; -1 when none is (or
+// it is not a number >= 0). Under mpirun inside a Slurm job every rank
+// inherits its daemon's SLURM_LOCALID, hence Open MPI's variable first.
+int launcher_local_rank();
+
+// With train.device = cuda under a launcher: makes the GPU that
+// choose_device will pick (launcher_local_rank() modulo the visible GPUs)
+// current before MPI_Init, so that an MPI that initialises CUDA there (a
+// CUDA-aware build) creates its context on this rank's GPU, not on GPU 0.
+// Returns that GPU, or -1 when it does nothing (another device, no launcher
+// variable, no GPU: make_rank_backend reports problems later, on every rank).
+int bind_gpu_before_mpi(const Config& cfg);
 
 // choose_device + make_backend; also returns the choice.
 std::unique_ptr<Backend> make_rank_backend(const Config& cfg, RankPlacement where, DeviceChoice* chosen = nullptr);

@@ -21,6 +21,12 @@ int visible_cuda_devices(std::string* why_none) {
   return n;
 }
 
+bool make_cuda_device_current(int ordinal) {
+  if (cudaSetDevice(ordinal) == cudaSuccess) return true;
+  (void)cudaGetLastError();
+  return false;
+}
+
 namespace cuda {
 namespace {
 

@@ -17,4 +17,8 @@ std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& o);
 // 0 when there is no driver or no device. Creates no CUDA context.
 int visible_cuda_devices(std::string* why_none = nullptr);
 
+// cudaSetDevice(ordinal), which creates the device's primary context;
+// false (and nothing else happens) when CUDA refuses.
+bool make_cuda_device_current(int ordinal);
+
 }  // namespace rn
