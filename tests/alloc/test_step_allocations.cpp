@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <ostream>
 #include <string>
 
 #include "comm/communicator.h"
@@ -48,6 +49,7 @@ void report_libraries(const AllocationWatch& w) {
 struct Case {
   const char* arch;
   int image;
+  friend void PrintTo(const Case& c, std::ostream* os) { *os << c.arch << " at " << c.image << " px"; }
 };
 
 class CpuStep : public ::testing::TestWithParam<Case> {};
