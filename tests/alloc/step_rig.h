@@ -3,12 +3,17 @@
 // check, SGD), on any backend: what the allocation tests watch.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "data/synthetic_source.h"
+#include "tests/alloc/alloc_counter.h"
 #include "trainer/model/arch.h"
 #include "trainer/model/resnet.h"
 #include "trainer/nn/softmax_cross_entropy.h"
@@ -71,5 +76,29 @@ struct StepRig {
   HostBatch batches[2];
   std::vector<float> logits;
 };
+
+// The steady state of a rig: 2 warm-up steps and an evaluation batch (the
+// upload ring's slots each used once, the training and inference plans
+// built), then 3 steps and an evaluation batch watched. Expects no
+// allocation outside the libraries and no new device allocation; `who`
+// names the case in failures. dp: the data-parallel hooks (null: none);
+// world: its ranks leave the warm-up together.
+inline void expect_steady_steps_allocate_nothing(StepRig& rig, const std::string& who, DataParallel* dp = nullptr,
+                                                 comm::Communicator* world = nullptr) {
+  for (int k = 0; k < 2; ++k) rig.step(k, dp);
+  rig.evaluate(0);
+  rig.be.synchronize();
+  if (world) world->barrier("warm-up");
+  const size_t device_before = rig.be.device_allocations();
+  AllocationWatch watch;
+  for (int k = 2; k < 5; ++k) rig.step(k, dp);
+  rig.evaluate(1);
+  rig.be.synchronize();
+  watch.stop();
+  EXPECT_EQ(rig.be.device_allocations(), device_before) << who << ": device or pinned allocations";
+  EXPECT_EQ(watch.count(), 0u) << who << ": 3 training steps and an evaluation batch allocated:\n" << watch.where();
+  if (!world || world->rank() == 0)
+    std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
+}
 
 }  // namespace rn::alloc_test

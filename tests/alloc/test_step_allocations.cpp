@@ -5,8 +5,8 @@
 // malloc from every library; what oneDNN and Open MPI allocate inside their
 // own calls is counted apart and printed, see there).
 //
-// Warm-up: two steps (the upload ring's slots are each first used once) and
-// one evaluation pass, which builds its own inference plans.
+// The steady state of a rig: step_rig.h.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -27,8 +27,6 @@
 namespace rn::alloc_test {
 namespace {
 
-constexpr int kWarmup = 2, kWatched = 3;
-
 // Kernels build shapes for their checks on every call (the CUDA backend's
 // convolutions and pooling do): that must not touch the heap.
 TEST(Shape, BuildingAndComparingAllocateNothing) {
@@ -42,10 +40,6 @@ TEST(Shape, BuildingAndComparingAllocateNothing) {
   EXPECT_EQ(watch.count(), 0u) << watch.where();
 }
 
-void report_libraries(const AllocationWatch& w) {
-  std::printf("  (allocations inside the libraries' own code: %s)\n", w.libraries().c_str());
-}
-
 struct Case {
   const char* arch;
   int image;
@@ -57,16 +51,7 @@ class CpuStep : public ::testing::TestWithParam<Case> {};
 TEST_P(CpuStep, AllocatesNothingAfterTheFirstSteps) {
   auto be = make_cpu_backend(2);
   StepRig rig(*be, GetParam().arch, 4, GetParam().image);
-  for (int k = 0; k < kWarmup; ++k) rig.step(k);
-  rig.evaluate(0);
-  AllocationWatch watch;
-  for (int k = kWarmup; k < kWarmup + kWatched; ++k) rig.step(k);
-  rig.evaluate(1);
-  watch.stop();
-  EXPECT_EQ(watch.count(), 0u) << kWatched << " training steps and an evaluation batch of " << GetParam().arch
-                               << " allocated:\n"
-                               << watch.where();
-  report_libraries(watch);
+  expect_steady_steps_allocate_nothing(rig, GetParam().arch);
 }
 
 // Basic blocks with the option-A (zero-padding) shortcut, basic blocks with
@@ -94,15 +79,7 @@ TEST_P(DataParallelStep, AllocatesNothingAfterTheFirstSteps) {
   ASSERT_TRUE(comm::parse_dtype(GetParam(), &o.sync.wire));
   DataParallel dp(world, rig.model, o);
   dp.broadcast_weights();
-  for (int k = 0; k < kWarmup; ++k) rig.step(k, &dp);
-  world.barrier("warm-up");
-  AllocationWatch watch;
-  for (int k = kWarmup; k < kWarmup + kWatched; ++k) rig.step(k, &dp);
-  watch.stop();
-  EXPECT_EQ(watch.count(), 0u) << "rank " << world.rank() << " of " << world.size() << ": " << kWatched
-                               << " data-parallel steps allocated:\n"
-                               << watch.where();
-  if (world.rank() == 0) report_libraries(watch);
+  expect_steady_steps_allocate_nothing(rig, fmt::format("rank {} of {}", world.rank(), world.size()), &dp, &world);
   world.barrier("end");
 }
 

@@ -30,19 +30,7 @@ TEST_P(GpuStep, AllocatesNothingAfterTheFirstSteps) {
   Backend& be = gpu_test::gpu(GetParam());
   // Bottleneck blocks with projections at a size where every layer runs cuDNN's real kernels.
   StepRig rig(be, "resnet50", 8, 64, GetParam() == DType::kF16);
-  for (int k = 0; k < 2; ++k) rig.step(k);
-  rig.evaluate(0);
-  be.synchronize();
-  const size_t device_before = be.device_allocations();
-  AllocationWatch watch;
-  for (int k = 2; k < 5; ++k) rig.step(k);
-  rig.evaluate(1);
-  be.synchronize();
-  watch.stop();
-  EXPECT_EQ(be.device_allocations(), device_before) << "device or pinned allocations in 3 steps on the GPU";
-  EXPECT_EQ(watch.count(), 0u) << "3 training steps and an evaluation batch on the GPU allocated host memory:\n"
-                               << watch.where();
-  std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
+  expect_steady_steps_allocate_nothing(rig, std::string("resnet50 on the GPU in ") + dtype_name(GetParam()));
 }
 
 // A data-parallel step on the GPU (run under mpiexec -np 2; rank r on GPU
@@ -72,19 +60,7 @@ TEST_P(GpuDataParallelStep, AllocatesNothingAfterTheFirstSteps) {
     throw;
   }
   dp->broadcast_weights();
-  for (int k = 0; k < 2; ++k) rig.step(k, &*dp);
-  be.synchronize();
-  world.barrier("warm-up");
-  const size_t device_before = be.device_allocations();
-  AllocationWatch watch;
-  for (int k = 2; k < 5; ++k) rig.step(k, &*dp);
-  be.synchronize();
-  watch.stop();
-  EXPECT_EQ(be.device_allocations(), device_before) << "rank " << world.rank() << ": device or pinned allocations";
-  EXPECT_EQ(watch.count(), 0u) << "rank " << world.rank() << ": 3 data-parallel GPU steps (" << GetParam()
-                               << ") allocated host memory:\n"
-                               << watch.where();
-  if (world.rank() == 0) std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
+  expect_steady_steps_allocate_nothing(rig, "rank " + std::to_string(world.rank()) + ", " + GetParam(), &*dp, &world);
   world.barrier("end");
 }
 
