@@ -21,9 +21,11 @@ struct Fixture {
     be->from_host(dw, w->grad);
     be->from_host(dg, g->grad);
   }
+  // conv.weight then bn.weight (each at its own aligned offset).
   std::vector<float> values() {
     std::vector<float> v(7);
-    be->to_host(ps.flat_values(), v.data());
+    be->to_host(w->value, v.data());
+    be->to_host(g->value, v.data() + 4);
     return v;
   }
 };

@@ -23,7 +23,7 @@ ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutT
     for (int b = 0; b < arch.blocks[s]; ++b) {
       const int64_t stride = (s > 0 && b == 0) ? 2 : 1;
       const std::string name = "layer" + std::to_string(s + 1) + "." + std::to_string(b);
-      block_offsets_.push_back(static_cast<size_t>(params_.param_count()));
+      block_offsets_.push_back(static_cast<size_t>(params_.flat_size()));  // the next parameter's offset
       blocks_.push_back(std::make_unique<ResidualBlock>(be, params_, name, arch.block, c, arch.widths[s], stride,
                                                         arch_.shortcut));
       block_names_.push_back(name);

@@ -4,6 +4,12 @@
 
 namespace rn {
 
+// `end` rounded up to the next aligned slot start.
+static int64_t aligned(int64_t end) {
+  constexpr int64_t a = ParamStore::kAlignElements;
+  return (end + a - 1) / a * a;
+}
+
 Param* ParamStore::declare_param(std::string name, Shape shape, bool is_bn_or_bias) {
   RN_CHECK(!allocated(), "parameter declared after allocation: " + name);
   Param p;
@@ -11,7 +17,8 @@ Param* ParamStore::declare_param(std::string name, Shape shape, bool is_bn_or_bi
   p.shape = std::move(shape);
   p.decay = !is_bn_or_bias;
   p.offset = static_cast<size_t>(param_elems_);
-  param_elems_ += p.shape.numel();
+  param_elems_ = aligned(param_elems_ + p.shape.numel());
+  param_count_ += p.shape.numel();
   params_.push_back(std::move(p));
   return &params_.back();
 }
@@ -22,7 +29,7 @@ StateBuffer* ParamStore::declare_buffer(std::string name, Shape shape) {
   b.name = std::move(name);
   b.shape = std::move(shape);
   b.offset = static_cast<size_t>(buffer_elems_);
-  buffer_elems_ += b.shape.numel();
+  buffer_elems_ = aligned(buffer_elems_ + b.shape.numel());
   buffers_.push_back(std::move(b));
   return &buffers_.back();
 }

@@ -29,7 +29,7 @@ DataParallel::DataParallel(comm::Communicator& comm, ResNet& model, const DataPa
     ar_ = comm::make_allreducer(opts.algorithm, comm, opts.segment_bytes);
   }
   Tensor& g = model.params().flat_grads();
-  sync_ = std::make_unique<comm::GradientSync>(*ar_, g.data(), size_t(model.params().param_count()), offsets, sync);
+  sync_ = std::make_unique<comm::GradientSync>(*ar_, g.data(), size_t(model.params().flat_size()), offsets, sync);
   model.set_grad_ready_callback([this](size_t offset) { sync_->grads_ready(offset); });
 }
 
@@ -49,9 +49,9 @@ void DataParallel::put_back(Tensor& t) {
 void DataParallel::broadcast_weights() {
   if (comm_.size() == 1) return;
   auto& ps = model_.params();
-  comm_.broadcast(host(ps.flat_values()), size_t(ps.param_count()) * 4, 0, "broadcast of rank 0's initial weights");
+  comm_.broadcast(host(ps.flat_values()), size_t(ps.flat_size()) * 4, 0, "broadcast of rank 0's initial weights");
   put_back(ps.flat_values());
-  comm_.broadcast(host(ps.flat_buffers()), size_t(ps.buffer_count()) * 4, 0, "broadcast of rank 0's BN buffers");
+  comm_.broadcast(host(ps.flat_buffers()), size_t(ps.flat_buffer_size()) * 4, 0, "broadcast of rank 0's BN buffers");
   put_back(ps.flat_buffers());
 }
 
@@ -71,7 +71,7 @@ size_t DataParallel::buckets() const { return sync_ ? sync_->buckets() : 0; }
 void DataParallel::check_weights(int64_t step) {
   if (comm_.size() == 1) return;
   auto& ps = model_.params();
-  const auto hashes = comm_.allgather(fnv1a64(host(ps.flat_values()), size_t(ps.param_count()) * sizeof(float)),
+  const auto hashes = comm_.allgather(fnv1a64(host(ps.flat_values()), size_t(ps.flat_size()) * sizeof(float)),
                                       "weight consistency check");
   std::string differ;
   for (size_t r = 1; r < hashes.size(); ++r)
@@ -87,7 +87,7 @@ void DataParallel::average_buffers() {
   // A few KB per BN layer, once per evaluation: through doubles, exactly.
   auto& ps = model_.params();
   float* p = host(ps.flat_buffers());
-  std::vector<double> v(p, p + ps.buffer_count());
+  std::vector<double> v(p, p + ps.flat_buffer_size());
   comm_.allreduce_sum(v.data(), int(v.size()), "average of BN running statistics");
   // num_batches_tracked is equal on every rank and stays so.
   for (size_t i = 0; i < v.size(); ++i) p[i] = float(v[i] / size());
