@@ -5,6 +5,7 @@
 // computes, and against the CPU backend where it has the op.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -217,6 +218,34 @@ TEST_P(GpuElementwise, UploadRingKeepsEachBatchForTheKernelsQueuedBeforeTheNextU
   }
   for (int b = 0; b < kBatches; ++b)
     EXPECT_TRUE(near("batch " + std::to_string(b), download(be, kept[size_t(b)]), host[size_t(b)], 0, s));
+}
+
+// UploadRing::wait_for_host_reads: after it the host array may change (the
+// loader reuses a batch's memory) without touching what was uploaded. The
+// third upload's copy waits behind a queue of large adds, so without the
+// wait the overwrite below would land before the copy reads the array.
+TEST_P(GpuElementwise, UploadRingHostArrayIsFreeAfterWaitForHostReads) {
+  Backend& be = gpu(GetParam());
+  Rng rng(9600);
+  const Shape s{64, 3, 64, 64};
+  HostVec host = rng.vec(size_t(s.numel()), -8, 8);
+  const HostVec original = host;
+  const auto pin = be.pin_host_memory(host.data(), host.size() * sizeof(float));
+  ASSERT_NE(pin, nullptr) << "the CUDA backend could not page-lock 3 MiB";
+  const auto ring = be.make_upload_ring(s);
+  Tensor busy = be.allocate(Shape{int64_t(1) << 24}, Layout::kNC);
+  be.fill(busy, 1.f);
+  Tensor kept = allocate_poisoned(be, s, Layout::kNCHW);
+  for (int b = 0; b < 3; ++b) {
+    for (int i = 0; i < 50; ++i) be.add(busy, busy, busy);  // the copy after upload 2 waits for these
+    const Tensor& x = ring->upload(host.data());
+    if (b == 2) {
+      ring->wait_for_host_reads();
+      std::fill(host.begin(), host.end(), 1e9f);
+      be.copy(x, kept);
+    }
+  }
+  EXPECT_TRUE(near("upload before the overwrite", download(be, kept), original, 0, s));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPrecisions, GpuElementwise, kAllPrecisions, dtype_param);

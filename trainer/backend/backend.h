@@ -116,6 +116,10 @@ class UploadRing {
   // that tensor. Kernels queued before the next upload() call may read it;
   // the call after that overwrites it (once those kernels are done).
   virtual const Tensor& upload(const float* host) = 0;
+  // Blocks until every earlier upload() has finished reading its host
+  // array, which may then be reused (a loader hands a batch's memory back
+  // on its next fetch). Rings whose upload() copies synchronously: no-op.
+  virtual void wait_for_host_reads() {}
 };
 
 struct LossResult {
@@ -196,8 +200,9 @@ class Backend {
   // (the loader's batch buffers), so that uploads from it are asynchronous
   // DMA; unpinned when the last copy of the handle goes (the memory must
   // outlive it). While an upload from it may be queued, its contents must
-  // not change: until the next synchronize(), to_host, all_finite or
-  // softmax_cross_entropy. Host backends: nothing to do, returns null.
+  // not change: until UploadRing::wait_for_host_reads or the next
+  // synchronize(), to_host, all_finite or softmax_cross_entropy. Host
+  // backends: nothing to do, returns null.
   virtual std::shared_ptr<void> pin_host_memory(void* p, size_t bytes) { return nullptr; }
 
   // --- device facts (host backends keep the defaults) ---

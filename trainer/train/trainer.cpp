@@ -347,6 +347,8 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
     };
     Fetched fetched;
     auto fetch = [&] {
+      // The loader takes the previous batch's memory back on next().
+      inputs->wait_for_host_reads();
       const double wait_before = data.train->wait_seconds();
       fetched.batch = &data.train->next();
       fetched.wait = data.train->wait_seconds() - wait_before;

@@ -368,6 +368,8 @@ class CudaUploadRing final : public UploadRing {
     ++uploads_;
     return slots_[slot];
   }
+  // Copies run in order on the copy stream: its last one done, all are.
+  void wait_for_host_reads() override { be_.wait_for_copies(); }
 
  private:
   void destroy_events() noexcept {
@@ -390,5 +392,7 @@ std::unique_ptr<UploadRing> CudaBackend::make_upload_ring(const Shape& s) {
 }
 
 void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(rt_.compute)); }
+
+void CudaBackend::wait_for_copies() { CUDA_CHECK(cudaStreamSynchronize(rt_.copy)); }
 
 }  // namespace rn

@@ -137,6 +137,9 @@ class CudaBackend final : public Backend {
   // from_host's copy, started once `ready` (an event on the compute stream;
   // nullptr: at once) has happened instead of after every queued kernel.
   void upload_after(cudaEvent_t ready, const float* host, Tensor& t);
+  // Blocks until every queued host-to-device copy is done (their host
+  // arrays may be reused).
+  void wait_for_copies();
 
  private:
   // CUDA, cuDNN and cuBLAS objects; destroyed after every buffer member.

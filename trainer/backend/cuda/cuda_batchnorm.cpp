@@ -66,18 +66,21 @@ const char* mode_name(cudnnBatchNormMode_t m) {
 // stream mismatch: those are faults to report, not configurations to skip.
 bool rejected(cudnnStatus_t s) {
   switch (s) {
-    case CUDNN_STATUS_BAD_PARAM:
-    case CUDNN_STATUS_NOT_SUPPORTED:
-    case CUDNN_STATUS_NOT_SUPPORTED_GRAPH_PATTERN:
-    case CUDNN_STATUS_NOT_SUPPORTED_SHAPE:
-    case CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE:
-    case CUDNN_STATUS_NOT_SUPPORTED_LAYOUT:
-    case CUDNN_STATUS_NOT_SUPPORTED_SHARED_MEMORY_INSUFFICIENT:
-    case CUDNN_STATUS_NOT_SUPPORTED_PADDING:
-    case CUDNN_STATUS_NOT_SUPPORTED_BAD_LAUNCH_PARAM:
-      return true;
-    default:
+    case CUDNN_STATUS_BAD_PARAM_NULL_POINTER:
+    case CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER:
+    case CUDNN_STATUS_BAD_PARAM_NOT_FINALIZED:
+    case CUDNN_STATUS_BAD_PARAM_STREAM_MISMATCH:
+    case CUDNN_STATUS_BAD_PARAM_CUDA_GRAPH_MISMATCH:
+    case CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER:
+    case CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDART:
+    case CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH:
+    case CUDNN_STATUS_NOT_SUPPORTED_RUNTIME_PREREQUISITE_MISSING:
+    case CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE:
+    case CUDNN_STATUS_NOT_SUPPORTED_CUDA_GRAPH_NATIVE_API:
       return false;
+    default:  // the rest of both categories: this shape, type, layout or parameter is not handled
+      return CUDNN_STATUS_CATEGORY(s) == CUDNN_STATUS_BAD_PARAM ||
+             CUDNN_STATUS_CATEGORY(s) == CUDNN_STATUS_NOT_SUPPORTED;
   }
 }
 
@@ -257,43 +260,73 @@ class CudaBatchNorm final : public BatchNormKernel {
                               cudnnGetErrorString(st)));
   }
 
+  // What a configuration needs besides its descriptors.
+  struct Needs {
+    cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
+    const char* call = "";  // the query that failed
+    size_t workspace = 0, reserve = 0, scratch = 0;
+  };
+
+  // Sets bn_desc_ for configs_[i] and asks cuDNN what that configuration
+  // needs, with the descriptors the calls themselves pass.
+  Needs query(size_t i) {
+    const BnConfig& c = configs_[i];
+    const bool act = c.ops != CUDNN_BATCHNORM_OPS_BN, add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
+    bn_desc_.emplace(x_desc_, c.mode);
+    const cudnnActivationDescriptor_t a = act ? relu_.get() : nullptr;
+    const cudnnTensorDescriptor_t x = x_desc_.get(), y = act ? x : nullptr, z = add ? x : nullptr;
+    Needs n;
+    size_t fwd = 0, bwd = 0;
+    n.call = "cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize";
+    n.status = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(be_.cudnn(), c.mode, c.ops, x, z, x,
+                                                                        bn_desc_->get(), a, &fwd);
+    if (n.status == CUDNN_STATUS_SUCCESS) {
+      n.call = "cudnnGetBatchNormalizationBackwardExWorkspaceSize";
+      n.status = cudnnGetBatchNormalizationBackwardExWorkspaceSize(be_.cudnn(), c.mode, c.ops, x, y, x, z, x,
+                                                                   bn_desc_->get(), a, &bwd);
+    }
+    if (n.status == CUDNN_STATUS_SUCCESS) {
+      n.call = "cudnnGetBatchNormalizationTrainingExReserveSpaceSize";
+      n.status = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(be_.cudnn(), c.mode, c.ops, a, x, &n.reserve);
+    }
+    // A non-null workspace is one of the conditions of cuDNN's fast NHWC path.
+    n.workspace = std::max<size_t>({fwd, bwd, 1});
+    // The emulated ReLU of kRelu needs a masked gradient (kAddRelu uses dz).
+    if (!act && tail_ == BnTail::kRelu) n.scratch = static_cast<size_t>(d_.numel()) * dtype_size(t_);
+    return n;
+  }
+
+  void provide(const Needs& n) {
+    be_.workspace().reserve(n.workspace);
+    be_.scratch().reserve(n.scratch);
+    if (n.reserve > reserve_bytes()) {
+      reserve_.reset();
+      reserve_ = be_.alloc_bytes(n.reserve, "batch-norm reserve space");
+    }
+  }
+
   // Makes configs_[i] (or the first later one cuDNN accepts) current: its
-  // parameter descriptor, workspace (in the backend's arena) and reserve space.
+  // parameter descriptor, workspace (in the backend's arena) and reserve
+  // space. The first time, also what the last configuration needs: backward
+  // falls back to it, and growing memory there would synchronise the device
+  // in the middle of a step (and can deadlock against NCCL kernels in flight).
   void select(size_t i) {
+    if (!fallback_provided_) {
+      const Needs last = query(configs_.size() - 1);
+      if (last.status == CUDNN_STATUS_SUCCESS) provide(last);
+      fallback_provided_ = true;
+    }
     for (cur_ = i;; ++cur_) {
-      const BnConfig& c = configs_[cur_];
-      const bool act = c.ops != CUDNN_BATCHNORM_OPS_BN, add = c.ops == CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION;
-      bn_desc_.emplace(x_desc_, c.mode);
-      const cudnnActivationDescriptor_t a = act ? relu_.get() : nullptr;
-      const cudnnTensorDescriptor_t x = x_desc_.get(), z = add ? x : nullptr;
-      size_t fwd = 0, bwd = 0, reserve = 0;
-      cudnnStatus_t st = cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(be_.cudnn(), c.mode, c.ops, x, z, x,
-                                                                                  bn_desc_->get(), a, &fwd);
-      const char* call = "cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize";
-      if (st == CUDNN_STATUS_SUCCESS) {
-        st = cudnnGetBatchNormalizationBackwardExWorkspaceSize(be_.cudnn(), c.mode, c.ops, x, x, x, z, x,
-                                                               bn_desc_->get(), a, &bwd);
-        call = "cudnnGetBatchNormalizationBackwardExWorkspaceSize";
-      }
-      if (st == CUDNN_STATUS_SUCCESS) {
-        st = cudnnGetBatchNormalizationTrainingExReserveSpaceSize(be_.cudnn(), c.mode, c.ops, a, x, &reserve);
-        call = "cudnnGetBatchNormalizationTrainingExReserveSpaceSize";
-      }
-      if (st != CUDNN_STATUS_SUCCESS) {
-        if (rejected(st) && cur_ + 1 < configs_.size()) {
-          turned_down(st, call);
+      const Needs n = query(cur_);
+      if (n.status != CUDNN_STATUS_SUCCESS) {
+        if (rejected(n.status) && cur_ + 1 < configs_.size()) {
+          turned_down(n.status, n.call);
           continue;
         }
-        throw_internal(call, __FILE__, __LINE__, std::string(cudnnGetErrorString(st)) + " (" + config_str() + ")");
+        throw_internal(n.call, __FILE__, __LINE__,
+                       std::string(cudnnGetErrorString(n.status)) + " (" + config_str() + ")");
       }
-      // A non-null workspace is one of the conditions of cuDNN's fast NHWC path.
-      be_.workspace().reserve(std::max<size_t>({fwd, bwd, 1}));
-      if (reserve > reserve_bytes()) {
-        reserve_.reset();
-        reserve_ = be_.alloc_bytes(reserve, "batch-norm reserve space");
-      }
-      // The emulated ReLU of kRelu needs a masked gradient (kAddRelu uses dz).
-      if (!act && tail_ == BnTail::kRelu) be_.scratch().reserve(static_cast<size_t>(d_.numel()) * dtype_size(t_));
+      provide(n);
       return;
     }
   }
@@ -331,6 +364,7 @@ class CudaBatchNorm final : public BatchNormKernel {
   std::vector<BnConfig> configs_;
   size_t cur_ = 0;
   bool ran_ = false;      // a cuDNN training forward succeeded: the configuration is fixed
+  bool fallback_provided_ = false;  // the last configuration's memory is reserved
   bool trained_ = false;  // forward_training ran (backward needs its y and statistics)
   std::optional<cuda::BnParamDesc> bn_desc_;
   std::shared_ptr<Buffer> stats_;    // cuDNN's saved mean [C], then at stats_stride() the inverse std-dev [C]
