@@ -125,6 +125,10 @@ class CudaBatchNorm final : public BatchNormKernel {
     }
     if (!stats_) {
       stats_ = be_.alloc_bytes(2 * static_cast<size_t>(stats_stride()) * sizeof(float), "batch-norm saved statistics");
+      // Backward falls back to the last configuration; growing memory there
+      // would synchronise the device mid-step (and can deadlock against
+      // NCCL kernels in flight), so its needs are provided now.
+      if (const Needs last = query(configs_.size() - 1); last.status == CUDNN_STATUS_SUCCESS) provide(last);
       select(0);
     }
     // cuDNN computes (1 - factor) * old + factor * batch, and 0 * a NaN
@@ -307,15 +311,8 @@ class CudaBatchNorm final : public BatchNormKernel {
 
   // Makes configs_[i] (or the first later one cuDNN accepts) current: its
   // parameter descriptor, workspace (in the backend's arena) and reserve
-  // space. The first time, also what the last configuration needs: backward
-  // falls back to it, and growing memory there would synchronise the device
-  // in the middle of a step (and can deadlock against NCCL kernels in flight).
+  // space.
   void select(size_t i) {
-    if (!fallback_provided_) {
-      const Needs last = query(configs_.size() - 1);
-      if (last.status == CUDNN_STATUS_SUCCESS) provide(last);
-      fallback_provided_ = true;
-    }
     for (cur_ = i;; ++cur_) {
       const Needs n = query(cur_);
       if (n.status != CUDNN_STATUS_SUCCESS) {
@@ -364,7 +361,6 @@ class CudaBatchNorm final : public BatchNormKernel {
   std::vector<BnConfig> configs_;
   size_t cur_ = 0;
   bool ran_ = false;      // a cuDNN training forward succeeded: the configuration is fixed
-  bool fallback_provided_ = false;  // the last configuration's memory is reserved
   bool trained_ = false;  // forward_training ran (backward needs its y and statistics)
   std::optional<cuda::BnParamDesc> bn_desc_;
   std::shared_ptr<Buffer> stats_;    // cuDNN's saved mean [C], then at stats_stride() the inverse std-dev [C]
