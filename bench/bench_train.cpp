@@ -66,6 +66,7 @@ int train(const po::variables_map& vm) {
     loss.forward_backward(net.forward(x, rn::Mode::kTrain), labels.data(), scale);
     net.backward(loss.grad());
     if (scale == 1.f || be->all_finite(net.params().flat_grads())) opt.step(0.01f, 1.f / scale);
+    (void)loss.result();  // the trainer reads every step's loss (PyTorch's peer reads none)
   };
   for (int i = 0; i < warmup; ++i) step();
   be->synchronize();

@@ -52,6 +52,7 @@ struct StepRig {
     model.backward(loss.grad());
     if (dp) dp->finish_backward();
     if (scaler.update(!scaler.enabled() || be.all_finite(model.params().flat_grads()))) opt.step(0.01f, 1.f / s);
+    (void)loss.result();  // as the trainer reads it
   }
 
   // The evaluator's work per batch (k % 2): forward, logits to the host.

@@ -1,11 +1,12 @@
 // The loss head and the optimizer on the CUDA backend: softmax
 // cross-entropy (label smoothing, skipped samples, loss scaling) against
-// the CPU backend, the fused SGD update (momentum, Nesterov, weight decay,
+// the CPU backend and its queued result, the fused SGD update (momentum, Nesterov, weight decay,
 // gradient scale) on a flat range, and the all-finite check of loss-scaled
 // gradients. All fp32 whatever the precision, so every backend is checked
 // with the fp32 tolerance.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -33,8 +34,9 @@ XentRun run_xent(Backend& be, const HostVec& logits, const std::vector<int32_t>&
   const Tensor z = upload(be, logits, s, Layout::kNC);
   Tensor dz = allocate_poisoned(be, s, Layout::kNC);
   XentRun out;
-  out.r = be.softmax_cross_entropy(z, labels.data(), smoothing, dz, loss_scale);
+  be.softmax_cross_entropy(z, labels.data(), smoothing, dz, loss_scale);
   out.dlogits = download(be, dz);
+  out.r = be.loss_result();
   return out;
 }
 
@@ -81,6 +83,47 @@ TEST_P(GpuLossOptim, SoftmaxCrossEntropyMatchesCpu) {
   EXPECT_EQ(none.r.counted, 0);
   EXPECT_EQ(none.r.correct, 0);
   EXPECT_TRUE(near("dlogits of skipped samples", none.dlogits, HostVec(20, 0.f), 0));
+}
+
+// softmax_cross_entropy only queues the loss; loss_result() must wait for
+// that very loss. Queued behind a second of fills (the GPU far behind the
+// host), a loss_result() that did not wait would return the previous
+// call's result, which differs: labels all arg-max (every sample a hit)
+// and then all off by one (no hit, a larger loss). The host labels are
+// overwritten right after the call, while the GPU has not yet reached the
+// loss: they must have been staged during the call.
+TEST_P(GpuLossOptim, LossResultIsTheLastQueuedLoss) {
+  Backend& be = gpu(GetParam());
+  const int64_t n = 64, k = 10;
+  Rng rng(10500);
+  const HostVec logits = rng.vec(size_t(n * k), -3, 3);
+  std::vector<int32_t> hit(static_cast<size_t>(n)), miss(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const auto row = logits.begin() + i * k;
+    hit[size_t(i)] = int32_t(std::max_element(row, row + k) - row);
+    miss[size_t(i)] = (hit[size_t(i)] + 1) % int32_t(k);
+  }
+  const Shape s{n, k};
+  const Tensor z = upload(be, logits, s, Layout::kNC);
+  Tensor dz = be.allocate(s, Layout::kNC);
+  be.softmax_cross_entropy(z, hit.data(), 0.f, dz);
+  const LossResult first = be.loss_result();
+  EXPECT_EQ(first.correct, n);
+  EXPECT_EQ(first.counted, n);
+
+  const XentRun want = run_xent(cpu(), logits, miss, k, 0.f, 1.f);
+  Tensor big = be.allocate(Shape{int64_t(1) << 28}, Layout::kNC);  // 1 GiB: ~0.3 ms a fill on an H100
+  for (int i = 0; i < 3000; ++i) be.fill(big, float(i));
+  be.softmax_cross_entropy(z, miss.data(), 0.f, dz);
+  miss = hit;  // the GPU is still filling: the call must have staged the labels
+  const LossResult second = be.loss_result();
+  EXPECT_EQ(second.correct, 0) << "the result of the earlier loss, or of labels changed after the call";
+  EXPECT_EQ(second.counted, n);
+  EXPECT_NEAR(second.loss, want.r.loss, kF32Tol * std::fabs(want.r.loss));
+  // Work queued after the loss does not change its result.
+  be.fill(dz, 0.f);
+  EXPECT_EQ(be.loss_result().correct, 0);
+  EXPECT_EQ(be.loss_result().loss, second.loss);
 }
 
 // sgd_step on a window in the middle of a larger buffer (the optimizer

@@ -86,12 +86,13 @@ StepResult run_step(Backend& be, const NetCase& c, float loss_scale) {
   StepResult r;
   const Tensor& logits = net.forward(x, Mode::kTrain);
   r.logits = download(be, logits);
-  r.loss = loss.forward_backward(logits, c.labels.data(), loss_scale);
+  loss.forward_backward(logits, c.labels.data(), loss_scale);
   for (auto& p : ps.params()) poison(be, p.grad);  // backward must write every gradient (not the alignment gaps)
   net.backward(loss.grad());
   r.grads_finite = be.all_finite(ps.flat_grads());
   for (auto& p : ps.params()) r.grads.push_back({p.name, download(be, p.grad)});
   opt.step(/*lr=*/0.1f, /*grad_scale=*/1.f / loss_scale);
+  r.loss = loss.result();  // read after the update is queued, as the trainer does
   for (auto& p : ps.params()) {
     r.weights.push_back({p.name, download(be, p.value)});
     r.velocity.push_back({p.name, download(be, opt.velocity().slice(p.offset, Shape{p.shape.numel()}, Layout::kNC))});

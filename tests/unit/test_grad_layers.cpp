@@ -9,8 +9,10 @@
 #include <cmath>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "tests/unit/layer_test_util.h"
+#include "trainer/core/error.h"
 #include "trainer/nn/linear.h"
 #include "trainer/nn/pool2d.h"
 #include "trainer/nn/relu.h"
@@ -254,7 +256,8 @@ TEST_P(SoftmaxCrossEntropyLayerGradient, LossTop1AndGradMatchReference) {
   const std::vector<int32_t> labels32(labels.begin(), labels.end());
   const Tensor lt = upload(*be, logits, Shape{kN, kK}, Layout::kNC);
 
-  const LossResult res = loss.forward_backward(lt, labels32.data());
+  loss.forward_backward(lt, labels32.data());
+  const LossResult res = loss.result();
   const std::string tag = std::string("xent ") + c.name;
   const double ref_loss = ref::softmax_cross_entropy(logits, kN, kK, labels, c.smoothing);
   EXPECT_TRUE(close(tag + " loss", {static_cast<float>(res.loss)}, {ref_loss}));
@@ -277,6 +280,30 @@ INSTANTIATE_TEST_SUITE_P(Cases, SoftmaxCrossEntropyLayerGradient,
                                            // exp would overflow fp32 without the max shift
                                            XentCase{"LargeLogitsSmoothing0p1", 0.1, 100.0, 73}),
                          [](const ::testing::TestParamInfo<XentCase>& info) { return std::string(info.param.name); });
+
+// The result belongs to the last call that succeeded: none before the first
+// call, none after a call that rejected its labels (a stale result would
+// let a trainer log the previous step's loss), and a later call's replaces
+// an earlier one's. The host labels are read during the call.
+TEST(SoftmaxCrossEntropyResult, BelongsToTheLastSuccessfulCall) {
+  auto be = make_cpu_backend(1);
+  SoftmaxCrossEntropy loss(*be);
+  EXPECT_THROW(loss.result(), InternalError);
+  const Tensor lt = upload(*be, {0.0, 2.0, 0.0, 0.0, 0.0, 2.0}, Shape{2, 3}, Layout::kNC);
+  std::vector<int32_t> hit = {1, 2}, miss = {0, 0}, bad = {1, 3};
+  loss.forward_backward(lt, hit.data());
+  const LossResult first = loss.result();
+  EXPECT_EQ(first.correct, 2);
+  EXPECT_EQ(first.counted, 2);
+  hit = {0, 0};  // changing the host labels afterwards changes nothing
+  EXPECT_EQ(loss.result().correct, 2);
+  EXPECT_THROW(loss.forward_backward(lt, bad.data()), InternalError);
+  EXPECT_THROW(loss.result(), InternalError);
+  loss.forward_backward(lt, miss.data());
+  const LossResult second = loss.result();
+  EXPECT_EQ(second.correct, 0);
+  EXPECT_GT(second.loss, first.loss);
+}
 
 }  // namespace
 }  // namespace rn::test

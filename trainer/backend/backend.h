@@ -168,11 +168,17 @@ class Backend {
 
   // Softmax cross-entropy with label smoothing eps: target is
   // (1-eps) on the label plus eps/K on every class. labels: host int32 array
-  // of length N; a label < 0 marks a skipped sample (no loss, zero gradient,
-  // not in the mean). Writes loss_scale * d(mean loss)/d(logits) into
-  // dlogits (loss_scale > 1: fp16 loss scaling; the loss itself is unscaled).
-  virtual LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
-                                           Tensor& dlogits, float loss_scale = 1.f) = 0;
+  // of length N, read before the call returns; a label < 0 marks a skipped
+  // sample (no loss, zero gradient, not in the mean). Writes loss_scale *
+  // d(mean loss)/d(logits) into dlogits (loss_scale > 1: fp16 loss scaling;
+  // the loss itself is unscaled). Queued like a kernel: the loss, top-1
+  // hits and count come from loss_result(), so that a trainer can queue the
+  // backward pass before it waits for them.
+  virtual void softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
+                                     float loss_scale = 1.f) = 0;
+  // The result of the last softmax_cross_entropy call. Waits for that loss
+  // only, not for work queued after it; throws if there was no call.
+  virtual LossResult loss_result() = 0;
 
   // SGD with momentum over a flat range (PyTorch's formulation), on the
   // gradient times grad_scale (1 / loss scale):
@@ -201,7 +207,7 @@ class Backend {
   // DMA; unpinned when the last copy of the handle goes (the memory must
   // outlive it). While an upload from it may be queued, its contents must
   // not change: until UploadRing::wait_for_host_reads or the next
-  // synchronize(), to_host, all_finite or softmax_cross_entropy. Host
+  // synchronize(), to_host or all_finite. Host
   // backends: nothing to do, returns null.
   virtual std::shared_ptr<void> pin_host_memory(void* p, size_t bytes) { return nullptr; }
 

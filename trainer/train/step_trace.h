@@ -1,8 +1,10 @@
 // A timeline of the first steps in Chrome's trace format (open trace.json in
 // chrome://tracing or https://ui.perfetto.dev): forward, backward, fetching
-// and uploading the next batch, the wait for gradients and the optimizer on
-// the compute thread; each bucket's all-reduce on the communication thread.
-// Shows whether communication hides behind backward.
+// and uploading the next batch, the wait for gradients, the optimizer and
+// the wait for the loss on the compute thread; each bucket's all-reduce on
+// the communication thread. Shows whether communication hides behind
+// backward. On a GPU the compute-thread spans are the host's time to queue
+// the work (and its waits), not the kernels' time.
 #pragma once
 
 #include <string>

@@ -368,8 +368,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       sample_log.add(batch);
       const int64_t skipped = batch.skipped;
       const float step_scale = scaler.scale();
-      const LossResult lr_res =
-          loss.forward_backward(model.forward(*cur.input, Mode::kTrain), batch.labels, step_scale);
+      loss.forward_backward(model.forward(*cur.input, Mode::kTrain), batch.labels, step_scale);
       const double t1 = comm::GradientSync::now();
       if (dp) dp->begin_backward();
       model.backward(loss.grad());
@@ -384,13 +383,18 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       // skipped on every rank alike.
       if (scaler.update(!scaler.enabled() || be->all_finite(model.params().flat_grads())))
         opt.step(float(lr), 1.f / step_scale);
+      const double t4 = comm::GradientSync::now();
+      // Read once the backward pass and the update are queued: a GPU is busy
+      // with them meanwhile instead of idling until the host queues them.
+      const LossResult lr_res = loss.result();
       const int64_t done = step + 1;
       if (tracing) {
         trace.span("forward+loss", done, t0, t1);
         trace.span("backward", done, t1, t2);
         trace.span("next batch", done, t2, t2b);
         trace.span("wait for gradients", done, t2b, t3);
-        trace.span("optimizer", done, t3, comm::GradientSync::now());
+        trace.span("optimizer", done, t3, t4);
+        trace.span("wait for loss", done, t4, comm::GradientSync::now());
         if (dp) trace.buckets(done, dp->bucket_timings());
         if (done - first_step == t.trace_steps || done == total_steps)
           trace.write((fs::path(t.output_dir) / "trace.json").string());

@@ -14,6 +14,7 @@
 #include <dnnl.hpp>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -64,8 +65,10 @@ class CpuBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override;
   void shortcut_pad_forward(const Tensor& x, Tensor& y, int64_t stride) override;
   void shortcut_pad_backward(const Tensor& dy, Tensor& dx, int64_t stride) override;
-  LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
-                                   float loss_scale = 1.f) override;
+  // Computed at once, on the calling thread.
+  void softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
+                             float loss_scale = 1.f) override;
+  LossResult loss_result() override;
   void sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum, float weight_decay,
                 bool nesterov, float grad_scale = 1.f) override;
   bool all_finite(const Tensor& t) override;
@@ -98,6 +101,7 @@ class CpuBackend final : public Backend {
   Tensor scratch_;
   size_t scratch_bytes_ = 0;
   std::map<std::tuple<Shape, Layout, Layout>, DnnlExec> reorders_;
+  std::optional<LossResult> loss_;  // the last softmax_cross_entropy's
 };
 
 }  // namespace rn

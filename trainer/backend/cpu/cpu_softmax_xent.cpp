@@ -6,8 +6,9 @@
 
 namespace rn {
 
-LossResult CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
-                                             Tensor& dlogits, float loss_scale) {
+void CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
+                                       float loss_scale) {
+  loss_.reset();  // a call that throws leaves no stale result behind
   RN_CHECK(logits.shape().rank() == 2 && logits.shape() == dlogits.shape(), "loss shapes " + logits.shape().str());
   const int64_t n = logits.shape()[0], k = logits.shape()[1];
   const float* z = logits.data();
@@ -40,7 +41,12 @@ LossResult CpuBackend::softmax_cross_entropy(const Tensor& logits, const int32_t
     }
     total += loss;
   }
-  return {counted ? total / double(counted) : 0.0, correct, counted};
+  loss_ = LossResult{counted ? total / double(counted) : 0.0, correct, counted};
+}
+
+LossResult CpuBackend::loss_result() {
+  RN_CHECK(loss_.has_value(), "loss_result() without a softmax_cross_entropy that succeeded");
+  return *loss_;
 }
 
 }  // namespace rn

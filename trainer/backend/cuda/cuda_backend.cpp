@@ -64,6 +64,7 @@ CudaBackend::Runtime::Runtime() {
     CUDA_CHECK(cudaStreamCreateWithFlags(&copy, cudaStreamNonBlocking));
     CUDA_CHECK(cudaEventCreateWithFlags(&compute_mark, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&copy_done, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&loss_done, cudaEventDisableTiming));
     CUDNN_CHECK(cudnnCreate(&cudnn));
     CUDNN_CHECK(cudnnSetStream(cudnn, compute));
     CUBLAS_CHECK(cublasCreate(&cublas));
@@ -81,13 +82,14 @@ void CudaBackend::Runtime::destroy() noexcept {
   if (copy) (void)cudaStreamSynchronize(copy);
   if (cublas) (void)cublasDestroy(cublas);
   if (cudnn) (void)cudnnDestroy(cudnn);
+  if (loss_done) (void)cudaEventDestroy(loss_done);
   if (copy_done) (void)cudaEventDestroy(copy_done);
   if (compute_mark) (void)cudaEventDestroy(compute_mark);
   if (copy) (void)cudaStreamDestroy(copy);
   if (compute) (void)cudaStreamDestroy(compute);
   cublas = nullptr;
   cudnn = nullptr;
-  copy_done = compute_mark = nullptr;
+  loss_done = copy_done = compute_mark = nullptr;
   copy = compute = nullptr;
 }
 
@@ -246,12 +248,16 @@ void CudaBackend::shortcut_pad_backward(const Tensor& dy, Tensor& dx, int64_t st
 
 // --- loss and optimizer ---
 
-LossResult CudaBackend::softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing,
-                                              Tensor& dlogits, float loss_scale) {
+void CudaBackend::softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
+                                        float loss_scale) {
   RN_CHECK(logits.shape().rank() == 2 && logits.shape() == dlogits.shape(), "loss shapes " + logits.shape().str());
   check_f32(logits, "softmax_cross_entropy");
   check_f32(dlogits, "softmax_cross_entropy");
   const int64_t n = logits.shape()[0], k = logits.shape()[1];
+  // The previous loss's label upload and result copy use the same pinned
+  // slots. A trainer has read that result already, so this does not wait.
+  if (loss_queued_) CUDA_CHECK(cudaEventSynchronize(rt_.loss_done));
+  loss_queued_ = false;
   const size_t label_bytes = static_cast<size_t>(n) * sizeof(int32_t);
   pinned_.reserve(kPinnedLabels + label_bytes);
   labels_.reserve(label_bytes);
@@ -265,9 +271,15 @@ LossResult CudaBackend::softmax_cross_entropy(const Tensor& logits, const int32_
   auto* result = static_cast<cuda::XentResult*>(results_->data());
   cuda::softmax_cross_entropy(logits.data(), static_cast<const int32_t*>(labels_.data()), n, k, smoothing, loss_scale,
                               dlogits.data(), result, rt_.compute);
-  auto* host = static_cast<cuda::XentResult*>(pinned_.data());
-  CUDA_CHECK(cudaMemcpyAsync(host, result, sizeof(cuda::XentResult), cudaMemcpyDeviceToHost, rt_.compute));
-  CUDA_CHECK(cudaStreamSynchronize(rt_.compute));
+  CUDA_CHECK(cudaMemcpyAsync(pinned_.data(), result, sizeof(cuda::XentResult), cudaMemcpyDeviceToHost, rt_.compute));
+  CUDA_CHECK(cudaEventRecord(rt_.loss_done, rt_.compute));
+  loss_queued_ = true;
+}
+
+LossResult CudaBackend::loss_result() {
+  RN_CHECK(loss_queued_, "loss_result() without a softmax_cross_entropy that succeeded");
+  CUDA_CHECK(cudaEventSynchronize(rt_.loss_done));
+  const auto* host = static_cast<const cuda::XentResult*>(pinned_.data());
   LossResult r;
   r.correct = host->correct;
   r.counted = host->counted;

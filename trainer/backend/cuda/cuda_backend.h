@@ -89,8 +89,11 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override;
   void shortcut_pad_forward(const Tensor& x, Tensor& y, int64_t stride) override;
   void shortcut_pad_backward(const Tensor& dy, Tensor& dx, int64_t stride) override;
-  LossResult softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
-                                   float loss_scale = 1.f) override;
+  // Queues the labels' upload, the kernel and the copy of its result to
+  // pinned memory, and records loss_done; loss_result() waits for that event.
+  void softmax_cross_entropy(const Tensor& logits, const int32_t* labels, float smoothing, Tensor& dlogits,
+                             float loss_scale = 1.f) override;
+  LossResult loss_result() override;
   void sgd_step(Tensor& param, const Tensor& grad, Tensor& velocity, float lr, float momentum, float weight_decay,
                 bool nesterov, float grad_scale = 1.f) override;
   bool all_finite(const Tensor& t) override;
@@ -150,7 +153,7 @@ class CudaBackend final : public Backend {
     Runtime& operator=(const Runtime&) = delete;
     void destroy() noexcept;
     cudaStream_t compute = nullptr, copy = nullptr;
-    cudaEvent_t compute_mark = nullptr, copy_done = nullptr;
+    cudaEvent_t compute_mark = nullptr, copy_done = nullptr, loss_done = nullptr;
     cudnnHandle_t cudnn = nullptr;
     cublasHandle_t cublas = nullptr;
   };
@@ -166,6 +169,7 @@ class CudaBackend final : public Backend {
   // labels from kPinnedLabels on.
   cuda::PinnedBuffer pinned_;
   std::shared_ptr<Buffer> results_;  // device: XentResult at 0, the non-finite count at kCountOffset
+  bool loss_queued_ = false;         // the last loss's result is in pinned_, or on its way (loss_done)
   std::map<cuda::ConvKey, std::shared_ptr<cuda::ConvPlan>> conv_plans_;
   std::set<std::string> notes_;
 };
