@@ -1,6 +1,7 @@
 // One replica's training step as the trainer runs it (upload the batch,
 // forward, loss, backward with the gradient all-reduce, the loss-scaler
-// check, SGD), on any backend: what the allocation tests watch.
+// check, SGD) and its validation pass, on any backend: what the allocation
+// tests watch.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,12 +15,14 @@
 #include "comm/communicator.h"
 #include "data/synthetic_source.h"
 #include "tests/alloc/alloc_counter.h"
+#include "tests/unit/fixed_val_stream.h"
 #include "trainer/model/arch.h"
 #include "trainer/model/resnet.h"
 #include "trainer/nn/softmax_cross_entropy.h"
 #include "trainer/optim/loss_scaler.h"
 #include "trainer/optim/sgd.h"
 #include "trainer/train/data_parallel.h"
+#include "trainer/train/evaluator.h"
 
 namespace rn::alloc_test {
 
@@ -32,9 +35,11 @@ struct StepRig {
         opt(be, model.params(), SgdOptions{0.9f, false, 1e-4f, true}),
         loss(be, 0.1f),
         scaler(fp16, 1024.0, 100),
-        inputs(be.make_upload_ring(Shape{batch, 3, image, image})) {
+        inputs(be.make_upload_ring(Shape{batch, 3, image, image})),
+        evaluator(be, kClasses, int(batch), image),
+        full_val(2 * batch, batch, 1, image, kClasses, 5),
+        short_val(2 * batch - 1, batch, 1, image, kClasses, 6) {
     model.initialize(1, false);
-    logits.resize(size_t(batch * kClasses));
     const SyntheticSource src(SyntheticOptions{kClasses, image, 0.5, 3});
     for (int i = 0; i < 2; ++i) {
       batches[i].resize(batch, image);
@@ -55,10 +60,10 @@ struct StepRig {
     (void)loss.result();  // as the trainer reads it
   }
 
-  // The evaluator's work per batch (k % 2): forward, logits to the host.
-  void evaluate(int k) {
-    be.to_host(model.forward(inputs->upload(batches[k % 2].images.data()), Mode::kEval), logits.data());
-  }
+  // The trainer's validation: a pass of the evaluator over two full
+  // batches, or over a full batch and a short one (run zero-padded on the
+  // full batch's plans: it must need nothing the full batches did not).
+  void evaluate(bool short_last) { (void)evaluator.run(model, short_last ? short_val : full_val, nullptr, nullptr); }
 
   static constexpr int64_t kClasses = 10;
   static ArchSpec lookup(const std::string& name) {
@@ -75,29 +80,31 @@ struct StepRig {
   LossScaler scaler;
   std::unique_ptr<UploadRing> inputs;
   HostBatch batches[2];
-  std::vector<float> logits;
+  Evaluator evaluator;
+  testing_util::FixedValStream full_val, short_val;
 };
 
-// The steady state of a rig: 2 warm-up steps and an evaluation batch (the
-// upload ring's slots each used once, the training and inference plans
-// built), then 3 steps and an evaluation batch watched. Expects no
+// The steady state of a rig: 2 warm-up steps and a validation pass of full
+// batches (the upload ring's slots each used once, the training and
+// inference plans built), then 3 steps and a validation pass that ends in a
+// short batch watched. Expects no
 // allocation outside the libraries and no new device allocation; `who`
 // names the case in failures. dp: the data-parallel hooks (null: none);
 // world: its ranks leave the warm-up together.
 inline void expect_steady_steps_allocate_nothing(StepRig& rig, const std::string& who, DataParallel* dp = nullptr,
                                                  comm::Communicator* world = nullptr) {
   for (int k = 0; k < 2; ++k) rig.step(k, dp);
-  rig.evaluate(0);
+  rig.evaluate(/*short_last=*/false);
   rig.be.synchronize();
   if (world) world->barrier("warm-up");
   const size_t device_before = rig.be.device_allocations();
   AllocationWatch watch;
   for (int k = 2; k < 5; ++k) rig.step(k, dp);
-  rig.evaluate(1);
+  rig.evaluate(/*short_last=*/true);
   rig.be.synchronize();
   watch.stop();
   EXPECT_EQ(rig.be.device_allocations(), device_before) << who << ": device or pinned allocations";
-  EXPECT_EQ(watch.count(), 0u) << who << ": 3 training steps and an evaluation batch allocated:\n" << watch.where();
+  EXPECT_EQ(watch.count(), 0u) << who << ": 3 training steps and a validation pass allocated:\n" << watch.where();
   if (!world || world->rank() == 0)
     std::printf("  (allocations inside the libraries' own code: %s)\n", watch.libraries().c_str());
 }

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "trainer/core/error.h"
+#include "trainer/model/padded_batch.h"
 #include "trainer/train/data_streams.h"
 #include "trainer/train/model_setup.h"
 
@@ -56,13 +58,7 @@ void CheckpointModel::logits(const float* images, int64_t n, int h, int w, float
   std::vector<float> batch_logits(size_t(b * k));
   for (int64_t first = 0; first < n; first += b) {
     const int64_t count = std::min(b, n - first);
-    const float* src = images + first * per_image;
-    if (count < b) {  // zero padding: eval-mode BN keeps it from touching the real images
-      padded_.assign(size_t(b * per_image), 0.f);
-      std::copy_n(src, count * per_image, padded_.begin());
-      src = padded_.data();
-    }
-    be_->from_host(src, input_);
+    upload_padded(*be_, images + first * per_image, count, input_);
     be_->to_host(model_->forward(input_, Mode::kEval), batch_logits.data());
     std::copy_n(batch_logits.begin(), count * k, out + first * k);
   }

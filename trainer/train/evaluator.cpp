@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "comm/communicator.h"
+#include "trainer/model/padded_batch.h"
 
 namespace rn {
 
@@ -26,11 +27,11 @@ EvalResult Evaluator::run(ResNet& model, data::BatchStream& val, comm::Communica
     const data::Batch& batch = val.next();
     if (warnings) warnings->insert(warnings->end(), batch.warnings.begin(), batch.warnings.end());
     const int64_t n = batch.n;
-    Tensor in = n == batch_ ? input_ : be_.allocate(Shape{n, 3, size_, size_}, Layout::kNCHW);
     std::fill_n(probs_.begin(), n * k, 0.0);
     for (int v = 0; v < batch.views; ++v) {
-      be_.from_host(batch.view(v), in);
-      be_.to_host(model.forward(in, Mode::kEval), logits_.data());
+      // A short last batch runs padded, on the full batch's plans.
+      upload_padded(be_, batch.view(v), n, input_);
+      be_.to_host(model.forward(input_, Mode::kEval), logits_.data());
       for (int64_t i = 0; i < n; ++i) {  // softmax, accumulated over views
         const float* z = logits_.data() + i * k;
         const double zmax = *std::max_element(z, z + k);

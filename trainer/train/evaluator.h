@@ -34,7 +34,7 @@ class Evaluator {
  private:
   Backend& be_;
   int classes_, batch_, size_;
-  Tensor input_;                  // [batch, 3, S, S]; a smaller last batch gets its own
+  Tensor input_;                  // [batch, 3, S, S]; a smaller last batch is zero-padded into it
   std::vector<float> logits_;     // [batch, classes]
   std::vector<double> probs_;     // [batch, classes], summed over views
 };

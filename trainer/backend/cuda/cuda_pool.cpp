@@ -6,7 +6,11 @@
 // oneDNN pooling_avg_exclude_padding. cuDNN's backward recomputes the
 // arg-max from the forward's x and y, which the kernel keeps referenced; the
 // deterministic max mode adds overlapping windows' gradients in a fixed
-// order (the plain one uses atomics), so runs repeat bit for bit.
+// order (the plain one uses atomics), so runs repeat bit for bit. The
+// legacy pooling API documents no bf16 support, but cuDNN 9.19's
+// libcudnn_ops.so.9 carries __nv_bfloat16 instances of its pooling kernels,
+// the deterministic max backward included (its symbol table); the GPU tests
+// (GpuMaxPool, bf16) are what settles it on a card.
 #include <fmt/format.h>
 
 #include <optional>
