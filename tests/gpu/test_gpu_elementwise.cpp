@@ -89,11 +89,9 @@ TEST_P(GpuElementwise, Add) {
 // is one round-to-nearest-even per element (exact against round_to); and
 // bf16/fp16 -> fp32 is exact. The data include a bf16 tie, an fp16
 // subnormal and a value beyond fp16's range (rounds to inf).
-TEST_P(GpuElementwise, CopyConvertsLayoutAndDtype) {
-  const DType t = GetParam();
-  Backend& be = gpu(t);
-  const Shape s{2, 5, 3, 7};
-  Rng rng(9200);
+void expect_copy_converts(Backend& be, DType t, const Shape& s) {
+  SCOPED_TRACE("shape " + s.str());
+  Rng rng(9200 + uint64_t(s[1]));
   HostVec x = rng.vec(size_t(s.numel()), -4, 4);
   x[1] = 1e-6f;        // fp16 subnormal
   x[2] = 70000.f;      // beyond fp16: inf
@@ -125,7 +123,18 @@ TEST_P(GpuElementwise, CopyConvertsLayoutAndDtype) {
       }
     }
   }
+}
+
+// Few channels (a thread per pixel: 3 as in an RGB batch, 5, 8) and tiled
+// transposes (9, and 37 with partial tiles both ways).
+TEST_P(GpuElementwise, CopyConvertsLayoutAndDtype) {
+  const DType t = GetParam();
+  Backend& be = gpu(t);
+  for (const Shape s : {Shape{2, 3, 4, 5}, Shape{2, 5, 3, 7}, Shape{3, 8, 1, 9}, Shape{2, 9, 3, 7}, Shape{2, 37, 5, 7}})
+    expect_copy_converts(be, t, s);
   // Row-major 2-D (logits, features) and 1-D tensors.
+  Rng rng(9201);
+  const HostVec x = rng.vec(210, -4, 4);
   const Shape s2{6, 35};
   const Tensor src2 = upload(be, x, s2, Layout::kNC);
   Tensor dst2 = allocate_poisoned(be, s2, Layout::kNC);

@@ -1,6 +1,8 @@
 // Layout and dtype conversion: NCHW <-> NHWC transposes through 32x32
-// shared-memory tiles (they run every step, for conv weights and the input
-// batch) and same-layout casts. Values go through fp32 and are rounded once.
+// shared-memory tiles (they run every step, for conv weights and
+// activations), a thread per pixel where there are only a few channels (the
+// RGB input batch, every step: a 32-row tile would hold 3 rows), and
+// same-layout casts. Values go through fp32 and are rounded once.
 #include <string>
 
 #include "trainer/backend/cuda/cuda_check.h"
@@ -49,6 +51,24 @@ __global__ void transpose_kernel(const S* src, D* dst, int64_t batches, int64_t 
   }
 }
 
+// Few channels: one thread per pixel moves its c values between the c
+// planes of NCHW (coalesced across threads, plane by plane) and the c
+// consecutive elements of NHWC (consecutive threads, consecutive pixels).
+template <class S, class D>
+__global__ void few_channels_kernel(const S* src, D* dst, int64_t n, int c, int64_t hw, bool to_nhwc) {
+  for (int64_t p = global_thread(); p < n * hw; p += grid_threads()) {
+    const int64_t b = p / hw;
+    const int64_t planar = b * c * hw + (p - b * hw);  // channel 0 of pixel p in NCHW
+    for (int k = 0; k < c; ++k) {
+      if (to_nhwc)
+        store(dst, p * c + k, load(src, planar + k * hw));
+      else
+        store(dst, planar + k * hw, load(src, p * c + k));
+    }
+  }
+}
+constexpr int64_t kFewChannels = 8;
+
 // kNC is kNCHW with h = w = 1; the blocked CPU layouts never reach the GPU.
 Layout plain(Layout l) {
   if (l == Layout::kNC) return Layout::kNCHW;
@@ -67,6 +87,12 @@ void launch(const S* src, Layout sl, D* dst, Layout dl, Dims4 d, cudaStream_t s)
     return;
   }
   const int64_t hw = d.h * d.w;
+  if (d.c <= kFewChannels) {
+    few_channels_kernel<S, D><<<grid_for(d.n * hw), kThreads, 0, s>>>(src, dst, d.n, int(d.c), hw,
+                                                                       dl == Layout::kNHWC);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   const int64_t rows = sl == Layout::kNCHW ? d.c : hw;
   const int64_t cols = sl == Layout::kNCHW ? hw : d.c;
   const int64_t col_tiles = (cols + kTile - 1) / kTile, row_tiles = (rows + kTile - 1) / kTile;
