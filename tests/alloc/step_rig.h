@@ -87,10 +87,10 @@ struct StepRig {
 // The steady state of a rig: 2 warm-up steps and a validation pass of full
 // batches (the upload ring's slots each used once, the training and
 // inference plans built), then 3 steps and a validation pass that ends in a
-// short batch watched. Expects no
-// allocation outside the libraries and no new device allocation; `who`
-// names the case in failures. dp: the data-parallel hooks (null: none);
-// world: its ranks leave the warm-up together.
+// short batch, watched. Expects no allocation outside the libraries and no
+// new device allocation; `who` names the case in failures. dp: the
+// data-parallel hooks (null: none); world: its ranks leave the warm-up
+// together.
 inline void expect_steady_steps_allocate_nothing(StepRig& rig, const std::string& who, DataParallel* dp = nullptr,
                                                  comm::Communicator* world = nullptr) {
   for (int k = 0; k < 2; ++k) rig.step(k, dp);
