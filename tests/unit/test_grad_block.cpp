@@ -5,7 +5,9 @@
 // strided zero-padded identity (option A), or nothing (plain network). The
 // batch statistics of every BN are part of the differentiated function.
 // Checks y, dx and the gradient of every parameter, all by finite
-// differences in full (about 3 s for the six blocks).
+// differences in full (about 3 s for the six blocks). Each block runs with
+// its own gradient tensors and with a GradPool (as in a ResNet), where a
+// gradient handed back too early is overwritten by a later layer's.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -96,14 +98,16 @@ double min_pre_relu(const RefBlockOut& o) {
   return m;
 }
 
-class ResidualBlockLayerGradient : public ::testing::TestWithParam<BlockCase> {};
+class ResidualBlockLayerGradient : public ::testing::TestWithParam<std::tuple<BlockCase, bool>> {};
 
 TEST_P(ResidualBlockLayerGradient, ForwardAndBackwardMatchReference) {
-  const BlockCase& c = GetParam();
+  const auto& [c, pooled] = GetParam();
   auto be = make_cpu_backend(2);
   ParamStore ps;
   ResidualBlock block(*be, ps, "blk", c.type, c.c_in, c.planes, c.stride, c.shortcut);
   ps.allocate(*be);
+  GradPool pool(*be, /*poison=*/true);  // a gradient read after its release turns NaN
+  if (pooled) block.set_grad_pool(&pool);
   ASSERT_EQ(block.has_projection(), c.expect_projection);
   const int c_out = c.type == BlockType::kBasic ? c.planes : 4 * c.planes;
   ASSERT_EQ(block.c_out(), c_out);
@@ -147,40 +151,57 @@ TEST_P(ResidualBlockLayerGradient, ForwardAndBackwardMatchReference) {
   EXPECT_EQ(y.layout(), be->activation_layout(c_out));
   EXPECT_TRUE(close(tag + " y", download(*be, y), expected.y, dims(y.shape())));
 
-  be->fill(ps.flat_grads(), 123.f);  // backward must overwrite every gradient
-  const Tensor& dx = block.backward(make_dy(*be, y, r));
-  ASSERT_EQ(dx.shape(), xt.shape());
-  EXPECT_EQ(dx.layout(), xl);
-
   const Vec dx_fd =
       ref::numeric_grad([&](const Vec& xx) { return ref::projected(ref_block(c, xx, p).y, r); }, x);
-  EXPECT_TRUE(close(tag + " dx", download(*be, dx), dx_fd, dims(xt.shape())));
-
+  Params g_fd;
   for (Param& prm : ps.params()) {
     Params q = p;
-    const Vec g_fd = ref::numeric_grad(
+    g_fd[prm.name] = ref::numeric_grad(
         [&](const Vec& t) {
           q[prm.name] = t;
           return ref::projected(ref_block(c, x, q).y, r);
         },
         p.at(prm.name));
-    EXPECT_TRUE(close(tag + " d" + prm.name, download(*be, prm.grad), g_fd, dims(prm.shape)));
+  }
+
+  // With the pool, a second pass runs on the storage the first one left.
+  const Tensor dy = make_dy(*be, y, r);
+  size_t slots = 0;
+  for (int pass = 1; pass <= (pooled ? 2 : 1); ++pass) {
+    SCOPED_TRACE("backward pass " + std::to_string(pass));
+    be->fill(ps.flat_grads(), 123.f);  // backward must overwrite every gradient
+    const Tensor& dx = block.backward(dy);
+    ASSERT_EQ(dx.shape(), xt.shape());
+    EXPECT_EQ(dx.layout(), xl);
+    EXPECT_TRUE(close(tag + " dx", download(*be, dx), dx_fd, dims(xt.shape())));
+    for (Param& prm : ps.params())
+      EXPECT_TRUE(close(tag + " d" + prm.name, download(*be, prm.grad), g_fd.at(prm.name), dims(prm.shape)));
+    if (!pooled) continue;
+    // Only the returned dx is still out; the caller hands it back.
+    EXPECT_EQ(pool.held(), 1u);
+    pool.release(dx);
+    if (pass == 1) slots = pool.slots();
+    EXPECT_EQ(pool.slots(), slots) << "the second pass needed new storage";
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Blocks, ResidualBlockLayerGradient,
-    ::testing::Values(
-        // 8 channels: nChw8c on AVX2 (plain on AVX-512); 16: blocked on both.
-        BlockCase{"BasicIdentity", BlockType::kBasic, ShortcutType::kProjection, 2, 8, 5, 5, 8, 1, false, 101},
-        BlockCase{"BasicIdentityPlain", BlockType::kBasic, ShortcutType::kProjection, 2, 5, 5, 4, 5, 1, false, 102},
-        BlockCase{"BasicProjectionStride2", BlockType::kBasic, ShortcutType::kProjection, 2, 8, 6, 6, 16, 2, true,
-                  103},
-        BlockCase{"BasicPadStride2", BlockType::kBasic, ShortcutType::kPadIdentity, 2, 8, 7, 5, 16, 2, false, 104},
-        BlockCase{"BottleneckProjectionStride2", BlockType::kBottleneck, ShortcutType::kProjection, 2, 8, 6, 5, 4, 2,
-                  true, 105},
-        BlockCase{"PlainBlockStride2", BlockType::kBasic, ShortcutType::kNone, 2, 5, 7, 6, 8, 2, false, 106}),
-    [](const ::testing::TestParamInfo<BlockCase>& info) { return std::string(info.param.name); });
+    ::testing::Combine(
+        ::testing::Values(
+            // 8 channels: nChw8c on AVX2 (plain on AVX-512); 16: blocked on both.
+            BlockCase{"BasicIdentity", BlockType::kBasic, ShortcutType::kProjection, 2, 8, 5, 5, 8, 1, false, 101},
+            BlockCase{"BasicIdentityPlain", BlockType::kBasic, ShortcutType::kProjection, 2, 5, 5, 4, 5, 1, false, 102},
+            BlockCase{"BasicProjectionStride2", BlockType::kBasic, ShortcutType::kProjection, 2, 8, 6, 6, 16, 2, true,
+                      103},
+            BlockCase{"BasicPadStride2", BlockType::kBasic, ShortcutType::kPadIdentity, 2, 8, 7, 5, 16, 2, false, 104},
+            BlockCase{"BottleneckProjectionStride2", BlockType::kBottleneck, ShortcutType::kProjection, 2, 8, 6, 5, 4,
+                      2, true, 105},
+            BlockCase{"PlainBlockStride2", BlockType::kBasic, ShortcutType::kNone, 2, 5, 7, 6, 8, 2, false, 106}),
+        ::testing::Bool()),
+    [](const ::testing::TestParamInfo<std::tuple<BlockCase, bool>>& info) {
+      return std::string(std::get<0>(info.param).name) + (std::get<1>(info.param) ? "Pooled" : "OwnGradients");
+    });
 
 }  // namespace
 }  // namespace rn::test

@@ -64,6 +64,15 @@ Tensor Tensor::view(Shape shape, Layout layout) const {
   return Tensor(std::move(shape), layout, dtype_, buf_, offset_);
 }
 
+Tensor Tensor::view(Shape shape, Layout layout, DType dtype) const {
+  RN_CHECK(static_cast<size_t>(shape.numel()) * dtype_size(dtype) == bytes(),
+           "view " + shape.str() + " " + dtype_name(dtype) + " of " + shape_.str() + " " + dtype_name(dtype_));
+  const size_t offset_bytes = offset_ * dtype_size(dtype_);
+  RN_CHECK(offset_bytes % dtype_size(dtype) == 0,
+           "view as " + std::string(dtype_name(dtype)) + " at a misaligned offset");
+  return Tensor(std::move(shape), layout, dtype, buf_, offset_bytes / dtype_size(dtype));
+}
+
 Tensor Tensor::slice(size_t offset, Shape shape, Layout layout) const {
   RN_CHECK(offset + static_cast<size_t>(shape.numel()) <= static_cast<size_t>(numel()), "slice out of range");
   return Tensor(std::move(shape), layout, dtype_, buf_, offset_ + offset);

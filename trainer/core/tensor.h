@@ -90,6 +90,9 @@ class Tensor {
   // The same storage seen with another shape/layout of equal element count
   // (and the same dtype).
   Tensor view(Shape shape, Layout layout) const;
+  // The same storage seen as a tensor of another dtype with the same byte
+  // count (storage shared between gradients of different types).
+  Tensor view(Shape shape, Layout layout, DType dtype) const;
   // A window of `count` elements starting at element `offset` (flat views
   // into parameter and gradient buffers).
   Tensor slice(size_t offset, Shape shape, Layout layout) const;

@@ -1,6 +1,6 @@
 // Running a short batch (the last one of an evaluation or inference pass)
 // at the full batch size. A new batch size would make every layer build,
-// and keep, a second plan (its output and gradient buffers: on a GPU
+// and keep, a second plan (its output buffers: on a GPU
 // gigabytes for an ImageNet ResNet, and another convolution algorithm
 // search). Padding with zero images keeps the full batch's plans; eval mode
 // treats every image on its own (batch norm with its running statistics),

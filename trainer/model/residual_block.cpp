@@ -39,6 +39,16 @@ ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& pre
   }
 }
 
+void ResidualBlock::set_grad_pool(GradPool* pool) {
+  Module::set_grad_pool(pool);
+  for (auto& c : convs_) c->set_grad_pool(pool);
+  for (auto& b : bns_) b->set_grad_pool(pool);
+  if (proj_conv_) proj_conv_->set_grad_pool(pool);
+  if (proj_bn_) proj_bn_->set_grad_pool(pool);
+  if (pad_) pad_->set_grad_pool(pool);
+  relu_.set_grad_pool(pool);
+}
+
 void ResidualBlock::set_frozen_bn(bool frozen) {
   for (auto& bn : bns_) bn->set_frozen(frozen);
   if (proj_bn_) proj_bn_->set_frozen(frozen);
@@ -80,7 +90,7 @@ const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
   if (proj_conv_) s = &proj_bn_->forward(proj_conv_->forward(x, mode), mode);
   if (pad_) s = &pad_->forward(x, mode);
   cur_ = &plans_.get(x.shape(), [&] {
-    Plan p{Tensor(), be_.allocate(x.shape(), x.layout(), x.dtype())};
+    Plan p;
     if (!fused_tail_) p.sum = be_.allocate(c.shape(), c.layout(), c.dtype());
     return p;
   });
@@ -93,18 +103,38 @@ const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
 const Tensor& ResidualBlock::backward(const Tensor& dy) {
   // With the fused tail, the last BN's backward takes dy through the ReLU and
   // hands out both the main-path gradient and the shortcut's (dz).
+  // Gradients from the pool go back as soon as their consumer is queued:
+  // each conv's and BN's as the layer before has read it; the one at the
+  // sum (the ReLU's, or the fused BN's dz) once both paths have read it.
   const Tensor& d_sum = fused_tail_ ? dy : relu_.backward(dy);
   const Tensor* d = &d_sum;
-  for (size_t i = convs_.size(); i-- > 0;) d = &convs_[i]->backward(bns_[i]->backward(*d));
-  if (shortcut_ == ShortcutType::kNone) return *d;
+  for (size_t i = convs_.size(); i-- > 0;) {
+    const Tensor& d_bn = bns_[i]->backward(*d);
+    if (d != &d_sum) drop(*d);
+    d = &convs_[i]->backward(d_bn);
+    drop(d_bn);
+  }
+  const Tensor* d_short = fused_tail_ ? &bns_.back()->dz() : &d_sum;
+  const bool own_short = d_short != &dy;  // the caller's dy is not ours to drop
+  if (shortcut_ == ShortcutType::kNone) {
+    if (own_short) drop(*d_short);
+    return *d;
+  }
 
   RN_CHECK(cur_ != nullptr, "block backward before forward");
-  const Tensor& d_short = fused_tail_ ? bns_.back()->dz() : d_sum;
-  const Tensor* ds = &d_short;
-  if (proj_conv_) ds = &proj_conv_->backward(proj_bn_->backward(d_short));
-  if (pad_) ds = &pad_->backward(d_short);
-  be_.add(*d, *ds, cur_->dx);
-  return cur_->dx;
+  const Tensor* ds = d_short;
+  if (proj_conv_) {
+    const Tensor& d_bn = proj_bn_->backward(*d_short);
+    ds = &proj_conv_->backward(d_bn);
+    drop(d_bn);
+  }
+  if (pad_) ds = &pad_->backward(*d_short);
+  Tensor& dx = grad_like(be_, cur_->dx, *d);
+  be_.add(*d, *ds, dx);
+  drop(*d);
+  if (ds != d_short) drop(*ds);
+  if (own_short) drop(*d_short);
+  return dx;
 }
 
 }  // namespace rn

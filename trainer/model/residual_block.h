@@ -22,7 +22,10 @@ class ResidualBlock : public Module {
                 int64_t stride, ShortcutType shortcut);
   Shape output_shape(const Shape& in) const override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
+  // With a GradPool, hands back every gradient it takes from the pool but
+  // the one it returns; dy stays the caller's.
   const Tensor& backward(const Tensor& dy) override;
+  void set_grad_pool(GradPool* pool) override;
   int64_t macs(const Shape& in) const override;
   std::string kind() const override;
   int64_t c_out() const { return c_out_; }
@@ -35,8 +38,12 @@ class ResidualBlock : public Module {
 
  private:
   struct Plan {
-    Tensor sum, dx;  // sum: unfused tail only
+    Tensor sum, dx;  // sum: unfused tail only; dx: see Module::set_grad_pool
   };
+  // Hands a gradient back to the pool (no-op without one).
+  void drop(const Tensor& t) {
+    if (grad_pool_) grad_pool_->release(t);
+  }
   Backend& be_;
   BlockType type_;
   int64_t c_out_;

@@ -8,7 +8,7 @@
 namespace rn {
 
 ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutType shortcut)
-    : be_(be), arch_(arch), classes_(num_classes) {
+    : be_(be), arch_(arch), classes_(num_classes), grads_(be) {
   arch_.shortcut = shortcut;
   const int64_t stem = arch.widths[0];
   if (arch.imagenet_stem)
@@ -33,6 +33,14 @@ ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutT
   avgpool_ = std::make_unique<GlobalAvgPool>(be);
   fc_ = std::make_unique<Linear>(be, params_, "fc", c, num_classes);
   params_.allocate(be);
+  set_grad_pool(nullptr);
+}
+
+void ResNet::set_grad_pool(GradPool* pool) {
+  Module::set_grad_pool(pool ? pool : &grads_);
+  for (Module* m : std::initializer_list<Module*>{conv1_.get(), bn1_.get(), maxpool_.get(), avgpool_.get(), fc_.get()})
+    if (m) m->set_grad_pool(grad_pool_);
+  for (auto& b : blocks_) b->set_grad_pool(grad_pool_);
 }
 
 Shape ResNet::output_shape(const Shape& in) const { return Shape{in[0], classes_}; }
@@ -57,16 +65,26 @@ const Tensor& ResNet::backward(const Tensor& dy) {
   auto ready = [&](size_t offset) {
     if (grad_ready_) grad_ready_(offset);
   };
-  const Tensor* d = &fc_->backward(dy);
+  // Every module's input gradient comes from the pool and goes back once
+  // the module before has read it (dy is the caller's).
+  GradPool& pool = *grad_pool_;
+  auto back = [&](Module& m, const Tensor* d) {
+    const Tensor& next = m.backward(*d);
+    if (d != &dy) pool.release(*d);
+    return &next;
+  };
+  const Tensor* d = back(*fc_, &dy);
   ready(fc_->weight().offset);
-  d = &avgpool_->backward(*d);
+  d = back(*avgpool_, d);
   for (size_t i = blocks_.size(); i-- > 0;) {
-    d = &blocks_[i]->backward(*d);
+    d = back(*blocks_[i], d);
     ready(block_offsets_[i]);
   }
-  if (maxpool_) d = &maxpool_->backward(*d);
-  const Tensor& dx = conv1_->backward(bn1_->backward(*d));
+  if (maxpool_) d = back(*maxpool_, d);
+  d = back(*bn1_, d);
+  const Tensor& dx = *back(*conv1_, d);  // empty: conv1 computes no input gradient
   ready(0);
+  RN_CHECK(pool.held() == 0, std::to_string(pool.held()) + " activation gradient(s) not handed back");
   return dx;
 }
 

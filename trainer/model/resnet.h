@@ -32,7 +32,8 @@ class ResNet : public Module {
   Shape output_shape(const Shape& in) const override;
   // x: [N, 3, H, W] plain NCHW. Returns logits [N, classes].
   const Tensor& forward(const Tensor& x, Mode mode) override;
-  // dy: d(loss)/d(logits). Fills every parameter gradient.
+  // dy: d(loss)/d(logits). Fills every parameter gradient. Returns an
+  // empty tensor (the images need no gradient).
   const Tensor& backward(const Tensor& dy) override;
   // Called during backward each time the gradients of every parameter at
   // flat element offset >= `offset` are final (after the classifier, after
@@ -56,6 +57,12 @@ class ResNet : public Module {
   const ArchSpec& arch() const { return arch_; }
   int64_t num_classes() const { return classes_; }
   std::vector<SummaryRow> summary(int64_t image_size) const;
+  // The network takes every module's input gradient from its own pool
+  // unless given another (nullptr: its own again), which must outlive it.
+  void set_grad_pool(GradPool* pool) override;
+  // Storage of the activation gradients (see GradPool): its size once a
+  // backward pass has run.
+  const GradPool& grad_pool() const { return *grad_pool_; }
 
  private:
   Backend& be_;
@@ -72,6 +79,7 @@ class ResNet : public Module {
   std::vector<size_t> block_offsets_;  // first parameter offset of each block
   std::function<void(size_t)> grad_ready_;
   ShapeCache<Tensor> inputs_;  // the input in the activations' layout/dtype, where they differ
+  GradPool grads_;             // the default pool of every module's input gradient
 };
 
 }  // namespace rn

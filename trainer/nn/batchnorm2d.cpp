@@ -30,8 +30,6 @@ BatchNorm2d::Plan BatchNorm2d::make_plan(const Tensor& x) {
   p.kernel = be_.make_batchnorm(x.shape(), x.layout(), x.dtype(), eps_, tail_,
                                 /*global_stats=*/frozen_);
   p.y = be_.allocate(x.shape(), x.layout(), x.dtype());
-  p.dx = be_.allocate(x.shape(), x.layout(), x.dtype());
-  if (tail_ == BnTail::kAddRelu) p.dz = be_.allocate(x.shape(), x.layout(), x.dtype());
   return p;
 }
 
@@ -74,8 +72,9 @@ const Tensor& BatchNorm2d::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "backward before forward in " + gamma_->name);
   const Tensor& mean = frozen_ ? rmean_->value : mean_;
   const Tensor& var = frozen_ ? rvar_->value : var_;
-  cur_->kernel->backward(x_, dy, gamma_->value, beta_->value, mean, var, cur_->dx, gamma_->grad, beta_->grad,
-                         tail_ == BnTail::kAddRelu ? &cur_->dz : nullptr);
+  Tensor& dx = grad_like(be_, cur_->dx, x_);
+  Tensor* dz = tail_ == BnTail::kAddRelu ? &grad_like(be_, cur_->dz, x_) : nullptr;
+  cur_->kernel->backward(x_, dy, gamma_->value, beta_->value, mean, var, dx, gamma_->grad, beta_->grad, dz);
   return cur_->dx;
 }
 

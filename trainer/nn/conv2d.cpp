@@ -27,7 +27,6 @@ Conv2d::Plan Conv2d::make_plan(const Tensor& x) {
   Plan p;
   p.kernel = be_.make_conv(g, x.layout(), yl, need_dx_);
   p.y = be_.allocate(output_shape(x.shape()), yl, be_.activation_dtype());
-  if (need_dx_) p.dx = be_.allocate(x.shape(), x.layout(), x.dtype());
   return p;
 }
 
@@ -41,7 +40,7 @@ const Tensor& Conv2d::forward(const Tensor& x, Mode) {
 const Tensor& Conv2d::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "backward before forward in " + w_->name);
   cur_->kernel->backward_weights(x_, dy, w_->grad);
-  if (need_dx_) cur_->kernel->backward_data(dy, w_->value, cur_->dx);
+  if (need_dx_) cur_->kernel->backward_data(dy, w_->value, grad_like(be_, cur_->dx, x_));
   return cur_->dx;
 }
 

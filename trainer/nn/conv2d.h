@@ -27,7 +27,7 @@ class Conv2d : public Module {
  private:
   struct Plan {
     std::unique_ptr<ConvKernel> kernel;
-    Tensor y, dx;
+    Tensor y, dx;  // dx: see Module::set_grad_pool
   };
   Plan make_plan(const Tensor& x);
 

@@ -15,7 +15,7 @@ const Tensor& Linear::forward(const Tensor& x, Mode) {
            w_->name + " expects [N, " + std::to_string(in_) + "], got " + x.shape().str());
   cur_ = &plans_.get(x.shape(), [&] {
     return Plan{be_.make_linear(x.shape()[0], in_, out_), be_.allocate(Shape{x.shape()[0], out_}, Layout::kNC),
-                be_.allocate(x.shape(), Layout::kNC)};
+                Tensor()};
   });
   x_ = x;
   cur_->kernel->forward(x, w_->value, b_->value, cur_->y);
@@ -25,7 +25,7 @@ const Tensor& Linear::forward(const Tensor& x, Mode) {
 const Tensor& Linear::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "backward before forward in " + w_->name);
   cur_->kernel->backward_weights(x_, dy, w_->grad, b_->grad);
-  cur_->kernel->backward_data(dy, w_->value, cur_->dx);
+  cur_->kernel->backward_data(dy, w_->value, grad_like(be_, cur_->dx, x_));
   return cur_->dx;
 }
 

@@ -23,7 +23,7 @@ class Linear : public Module {
  private:
   struct Plan {
     std::unique_ptr<LinearKernel> kernel;
-    Tensor y, dx;
+    Tensor y, dx;  // dx: see Module::set_grad_pool
   };
   Backend& be_;
   Param *w_, *b_;

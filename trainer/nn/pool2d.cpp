@@ -29,9 +29,9 @@ const Tensor& Pool2d::forward(const Tensor& x, Mode mode) {
     p.y = be_.allocate(Shape{g.n, g.c, g.h_out(), g.w_out()}, x.layout(), global_ ? DType::kF32 : x.dtype());
     // A 1x1 map in nChw{8,16}c or NHWC is laid out exactly as row-major [N, C].
     p.y_out = global_ ? p.y.view(Shape{g.n, g.c}, Layout::kNC) : p.y;
-    p.dx = be_.allocate(x.shape(), x.layout(), x.dtype());
     return p;
   });
+  x_ = x;
   cur_->kernel->forward(x, cur_->y, mode == Mode::kTrain);
   return cur_->y_out;
 }
@@ -40,7 +40,7 @@ const Tensor& Pool2d::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "pooling backward before forward");
   // dy may arrive as [N, C] for the global pool: same bytes as [N, C, 1, 1].
   const Tensor dy4 = global_ ? dy.view(cur_->y.shape(), cur_->y.layout()) : dy;
-  cur_->kernel->backward(dy4, cur_->dx);
+  cur_->kernel->backward(dy4, grad_like(be_, cur_->dx, x_));
   return cur_->dx;
 }
 

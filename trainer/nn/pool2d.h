@@ -22,7 +22,7 @@ class Pool2d : public Module {
  private:
   struct Plan {
     std::unique_ptr<PoolKernel> kernel;
-    Tensor y, y_out, dx;  // y_out: y as the module's output (kNC view when global)
+    Tensor y, y_out, dx;  // y_out: y as the module's output (kNC view when global); dx: see Module::set_grad_pool
   };
   PoolGeom geom(const Shape& in) const;
   Backend& be_;
@@ -31,6 +31,7 @@ class Pool2d : public Module {
   bool global_;
   ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
+  Tensor x_;  // input of the last forward
 };
 
 class MaxPool2d : public Pool2d {

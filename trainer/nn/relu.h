@@ -19,7 +19,7 @@ class ReLU : public Module {
  private:
   struct Plan {
     std::unique_ptr<ReluKernel> kernel;
-    Tensor y, dx;
+    Tensor y, dx;  // dx: see Module::set_grad_pool
   };
   Backend& be_;
   ShapeCache<Plan> plans_;

@@ -1,4 +1,4 @@
-// Per-input-shape state of a layer (kernel, output and gradient tensors),
+// Per-input-shape state of a layer (kernel, output tensor),
 // built the first time a shape is seen and reused after: training and
 // evaluation batches each get theirs, and the steady-state step allocates
 // nothing. Entries never move (std::map), so references stay valid.

@@ -11,16 +11,16 @@ Shape ShortcutPad::output_shape(const Shape& in) const {
 const Tensor& ShortcutPad::forward(const Tensor& x, Mode) {
   cur_ = &plans_.get(x.shape(), [&] {
     RN_CHECK(x.shape().rank() == 4 && x.shape()[1] <= c_out_, "pad shortcut input " + x.shape().str());
-    return Plan{be_.allocate(output_shape(x.shape()), be_.activation_layout(c_out_), x.dtype()),
-                be_.allocate(x.shape(), x.layout(), x.dtype())};
+    return Plan{be_.allocate(output_shape(x.shape()), be_.activation_layout(c_out_), x.dtype()), Tensor()};
   });
+  x_ = x;
   be_.shortcut_pad_forward(x, cur_->y, stride_);
   return cur_->y;
 }
 
 const Tensor& ShortcutPad::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "shortcut backward before forward");
-  be_.shortcut_pad_backward(dy, cur_->dx, stride_);
+  be_.shortcut_pad_backward(dy, grad_like(be_, cur_->dx, x_), stride_);
   return cur_->dx;
 }
 

@@ -2,7 +2,6 @@
 // zero channels appended (parameter-free), used by the CIFAR ResNets.
 #pragma once
 
-
 #include "trainer/nn/module.h"
 #include "trainer/nn/shape_cache.h"
 
@@ -18,12 +17,13 @@ class ShortcutPad : public Module {
 
  private:
   struct Plan {
-    Tensor y, dx;
+    Tensor y, dx;  // dx: see Module::set_grad_pool
   };
   Backend& be_;
   int64_t c_out_, stride_;
   ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
+  Tensor x_;  // input of the last forward
 };
 
 }  // namespace rn

@@ -1,10 +1,11 @@
 // Device memory of the CUDA backend: counted allocations, grow-only scratch
 // buffers (the one convolution workspace arena among them) and pinned host staging.
 //
-// When memory is allocated: layers build a plan (kernel objects, output and
-// gradient tensors) the first time they see an input shape, i.e. in the
-// first training step and the first evaluation batch; the grow-only buffers
-// reach their final size then too. The steady-state step calls none of the
+// When memory is allocated: layers build a plan (kernel objects, output
+// tensors) the first time they see an input shape, i.e. in the first
+// training step and the first evaluation batch, and the network's gradient
+// pool (trainer/nn/grad_pool.h) grows during the first backward pass; the
+// grow-only buffers reach their final size then too. The steady-state step calls none of the
 // allocation functions here, so it neither allocates nor frees.
 #pragma once
 
