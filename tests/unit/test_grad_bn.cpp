@@ -1,4 +1,5 @@
-// Gradient checks of rn::BatchNorm2d (with and without fused ReLU) against
+// Gradient checks of rn::BatchNorm2d (with and without fused ReLU, and with
+// the residual add before it) against
 // the double reference: training forward with batch statistics and PyTorch's
 // running-statistics update, eval forward with running statistics, and the
 // training backward (dx, dgamma, dbeta) by finite differences through the
@@ -210,6 +211,102 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, BatchNormLayerGradient,
                                            BnCase{"Blocked8Relu", 1, 8, 7, 5, true, 36},
                                            BnCase{"Blocked48OnePixelRelu", 3, 48, 1, 1, true, 37}),
                          [](const ::testing::TestParamInfo<BnCase>& info) { return std::string(info.param.name); });
+
+// BnTail::kAddRelu, a residual block's tail: y = relu(bn(x) + z) in the
+// training forward (batch statistics, or the running ones when frozen) and
+// in eval; backward's dx, dgamma, dbeta and dz (the residual's gradient),
+// each by finite differences; eval with the statistics training left.
+struct AddReluCase {
+  const char* name;
+  int n, c, h, w;
+  bool frozen;
+  uint64_t seed;
+};
+std::ostream& operator<<(std::ostream& os, const AddReluCase& c) { return os << c.name; }
+
+class BatchNormAddReluGradient : public ::testing::TestWithParam<AddReluCase> {};
+
+TEST_P(BatchNormAddReluGradient, ForwardBackwardAndEvalMatchReference) {
+  const AddReluCase& c = GetParam();
+  auto be = make_cpu_backend(2);
+  ParamStore ps;
+  BatchNorm2d bn(*be, ps, "bn", c.c, BnTail::kAddRelu);
+  ps.allocate(*be);
+  bn.set_frozen(c.frozen);
+  const Shape shape{c.n, c.c, c.h, c.w};
+  const Layout layout = be->activation_layout(c.c);
+  const std::string tag = std::string("bn+add+relu ") + c.name;
+  SCOPED_TRACE(tag + " in " + layout_name(layout));
+
+  Vec gamma, beta, rmean, rvar, x, z;
+  // bn(x) + z without the ReLU, as the layer normalises in training.
+  auto pre = [&](const Vec& xx, const Vec& zz, const Vec& g, const Vec& b) {
+    const Vec n = c.frozen ? ref::batchnorm_eval_forward(xx, c.n, c.c, c.h, c.w, g, b, rmean, rvar, kEps, false)
+                           : ref::batchnorm_train_forward(xx, c.n, c.c, c.h, c.w, g, b, kEps, false).y;
+    return ref::add(n, zz);
+  };
+  // The first seed whose pre-activations all clear the ReLU's kink.
+  uint64_t seed = c.seed;
+  for (;; ++seed) {
+    ASSERT_LT(seed, c.seed + 50) << "no kink-free data found";
+    auto rng = ref::make_rng(seed);
+    gamma = ref::random_uniform(c.c, rng, 0.5, 1.5);
+    beta = ref::random_uniform(c.c, rng, -0.5, 0.5);
+    rmean = ref::random_uniform(c.c, rng, -0.5, 0.5);
+    rvar = ref::random_uniform(c.c, rng, 0.5, 2.0);
+    x = ref::random_uniform(size_t(shape.numel()), rng, -1.5, 2.5);
+    z = ref::random_uniform(size_t(shape.numel()), rng);
+    if (ref::min_abs(pre(x, z, gamma, beta)) >= kKinkMargin) break;
+  }
+  auto f = [&](const Vec& xx, const Vec& zz, const Vec& g, const Vec& b) {
+    return ref::relu_forward(pre(xx, zz, g, b));
+  };
+  set_tensor(*be, bn.gamma().value, gamma);
+  set_tensor(*be, bn.beta().value, beta);
+  set_tensor(*be, bn.running_mean().value, rmean);
+  set_tensor(*be, bn.running_var().value, rvar);
+  const Tensor xt = upload(*be, x, shape, layout), zt = upload(*be, z, shape, layout);
+
+  const Tensor& y = bn.forward_add(xt, zt, Mode::kTrain);
+  EXPECT_TRUE(close(tag + " train y", download(*be, y), f(x, z, gamma, beta), dims(shape)));
+
+  auto rng = ref::make_rng(seed + 1000);
+  const Vec r = ref::random_uniform(size_t(shape.numel()), rng);
+  be->fill(bn.gamma().grad, 123.f);  // backward must overwrite, not accumulate
+  be->fill(bn.beta().grad, 123.f);
+  const Tensor& dx = bn.backward(make_dy(*be, y, r));
+  const Tensor& dz = bn.dz();
+  ASSERT_EQ(dz.shape(), shape);
+  EXPECT_EQ(dz.layout(), layout);
+  auto fd = [&](auto&& fun, const Vec& at) {
+    return ref::numeric_grad([&](const Vec& v) { return ref::projected(fun(v), r); }, at);
+  };
+  EXPECT_TRUE(
+      close(tag + " dx", download(*be, dx), fd([&](const Vec& v) { return f(v, z, gamma, beta); }, x), dims(shape)));
+  EXPECT_TRUE(
+      close(tag + " dz", download(*be, dz), fd([&](const Vec& v) { return f(x, v, gamma, beta); }, z), dims(shape)));
+  EXPECT_TRUE(close(tag + " dgamma", download(*be, bn.gamma().grad),
+                    fd([&](const Vec& v) { return f(x, z, v, beta); }, gamma)));
+  EXPECT_TRUE(
+      close(tag + " dbeta", download(*be, bn.beta().grad), fd([&](const Vec& v) { return f(x, z, gamma, v); }, beta)));
+
+  // Eval: the running statistics as training left them.
+  Vec rm, rv;
+  for (float v : download(*be, bn.running_mean().value)) rm.push_back(v);
+  for (float v : download(*be, bn.running_var().value)) rv.push_back(v);
+  const Vec want = ref::relu_forward(
+      ref::add(ref::batchnorm_eval_forward(x, c.n, c.c, c.h, c.w, gamma, beta, rm, rv, kEps, false), z));
+  EXPECT_TRUE(close(tag + " eval y", download(*be, bn.forward_add(xt, zt, Mode::kEval)), want, dims(shape)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tails, BatchNormAddReluGradient,
+                         ::testing::Values(AddReluCase{"Plain", 3, 5, 4, 3, false, 41},
+                                           AddReluCase{"Blocked", 2, 16, 3, 5, false, 42},
+                                           AddReluCase{"PlainFrozen", 2, 5, 3, 4, true, 43},
+                                           AddReluCase{"BlockedFrozen", 2, 8, 4, 3, true, 44}),
+                         [](const ::testing::TestParamInfo<AddReluCase>& info) {
+                           return std::string(info.param.name);
+                         });
 
 // set_frozen_bn reaches every BN of a ResNet (stem, blocks, projection
 // shortcuts): a training forward equals the eval forward, each image's

@@ -1,5 +1,5 @@
 // Gradient checks of the parameter-light layers against the double
-// reference: ReLU, MaxPool2d(3, 2, 1), GlobalAvgPool, Linear, ShortcutPad
+// reference: MaxPool2d(3, 2, 1), GlobalAvgPool, Linear, ShortcutPad
 // (option A) and SoftmaxCrossEntropy. 4-D layers run in a plain layout (odd
 // channel counts) and a blocked one (16 channels: nChw8c on AVX2, nChw16c on
 // AVX-512). See layer_test_util.h for the recipe and the tolerance.
@@ -15,7 +15,6 @@
 #include "trainer/core/error.h"
 #include "trainer/nn/linear.h"
 #include "trainer/nn/pool2d.h"
-#include "trainer/nn/relu.h"
 #include "trainer/nn/shortcut_pad.h"
 #include "trainer/nn/softmax_cross_entropy.h"
 
@@ -31,39 +30,6 @@ std::ostream& operator<<(std::ostream& os, const Dims4& d) { return os << d.name
 std::string case_name(const ::testing::TestParamInfo<Dims4>& info) { return info.param.name; }
 
 const auto kActivationShapes = ::testing::Values(Dims4{"Plain", 3, 5, 7, 6, 31}, Dims4{"Blocked", 2, 16, 6, 5, 32});
-
-// ---------------------------------------------------------------------------
-// ReLU
-
-class ReluLayerGradient : public ::testing::TestWithParam<Dims4> {};
-
-TEST_P(ReluLayerGradient, ForwardAndBackwardMatchReference) {
-  const Dims4& d = GetParam();
-  auto be = make_cpu_backend(2);
-  ReLU relu(*be);
-  auto rng = ref::make_rng(d.seed);
-  Vec x = ref::random_uniform(size_t(d.n) * d.c * d.h * d.w, rng);
-  ref::nudge_from_zero(x, kKinkMargin);
-  ASSERT_GE(ref::min_abs(x), kKinkMargin);
-  const Vec r = ref::random_uniform(x.size(), rng);
-  const Shape s{d.n, d.c, d.h, d.w};
-  const Layout l = be->activation_layout(d.c);
-  SCOPED_TRACE(std::string(d.name) + " in " + layout_name(l));
-  const Tensor xt = upload(*be, x, s, l);
-
-  const Tensor& y = relu.forward(xt, Mode::kTrain);
-  ASSERT_EQ(y.shape(), s);
-  EXPECT_EQ(y.layout(), l);
-  const std::string tag = std::string("relu ") + d.name;
-  EXPECT_TRUE(close(tag + " y", download(*be, y), ref::relu_forward(x), dims(s)));
-  const Tensor& dx = relu.backward(make_dy(*be, y, r));
-  ASSERT_EQ(dx.shape(), s);
-  EXPECT_EQ(dx.layout(), l);
-  const Vec dx_fd = ref::numeric_grad([&](const Vec& xx) { return ref::projected(ref::relu_forward(xx), r); }, x);
-  EXPECT_TRUE(close(tag + " dx", download(*be, dx), dx_fd, dims(s)));
-}
-
-INSTANTIATE_TEST_SUITE_P(Shapes, ReluLayerGradient, kActivationShapes, case_name);
 
 // ---------------------------------------------------------------------------
 // MaxPool2d(3, 2, 1), the ImageNet stem's pooling

@@ -99,11 +99,10 @@ TEST(GradPool, ResNetBackwardNeedsAFewGradientsNotOnePerLayer) {
   EXPECT_EQ(download(*be, net.params().flat_grads()), grads[0]);
   net.set_grad_pool(nullptr);
 
-  // resnet18 on this backend computes 58 input gradients (19 convs, 20
-  // BNs, the two pools, fc, and each of the 8 blocks' ReLU and residual
+  // resnet18 computes 58 input gradients (19 convs, 20 BNs, the two
+  // pools, fc, and each of the 8 blocks' shortcut gradient dz and residual
   // sum); their sizes fall into a few byte counts, each needing at most
-  // four at once (dy, the layer's dx, a block's shortcut gradient and its
-  // sum). The largest is the max
+  // four at once (dy, the layer's dx, a block's dz and its sum). The largest is the max
   // pool's input gradient, [n, 64, size/2, size/2]; the other classes
   // shrink by 2 to 4 per stage.
   const size_t largest = size_t(n * 64 * (size / 2) * (size / 2)) * sizeof(float);

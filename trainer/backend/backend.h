@@ -51,7 +51,6 @@ class ConvKernel {
 //   kNone     y = bn(x)
 //   kRelu     y = relu(bn(x))
 //   kAddRelu  y = relu(bn(x) + z): a residual block's tail in one kernel
-//             (only where Backend::supports_bn_add_relu()).
 enum class BnTail { kNone, kRelu, kAddRelu };
 
 // Batch normalisation over N,H,W per channel, with its tail (BnTail) fused.
@@ -78,14 +77,6 @@ class BatchNormKernel {
   // the mean/var that forward_training wrote (or, with global_stats, read).
   virtual void backward(const Tensor& x, const Tensor& dy, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
                         const Tensor& var, Tensor& dx, Tensor& dgamma, Tensor& dbeta, Tensor* dz = nullptr) = 0;
-};
-
-class ReluKernel {
- public:
-  virtual ~ReluKernel() = default;
-  virtual void forward(const Tensor& x, Tensor& y) = 0;
-  // Uses the forward output y (so x may be overwritten after forward).
-  virtual void backward(const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
 };
 
 class PoolKernel {
@@ -141,15 +132,12 @@ class Backend {
   // The element type of activations between layers (convolution outputs and
   // everything computed from them up to the global pool).
   virtual DType activation_dtype() const { return DType::kF32; }
-  // Whether make_batchnorm accepts BnTail::kAddRelu.
-  virtual bool supports_bn_add_relu() const { return false; }
 
   virtual std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) = 0;
   // s/l/dtype: of x. global_stats: forward_training and backward use the
   // mean/var passed in (see BatchNormKernel) instead of batch statistics.
   virtual std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, DType dtype, float eps, BnTail tail,
                                                           bool global_stats = false) = 0;
-  virtual std::unique_ptr<ReluKernel> make_relu(const Shape& s, Layout l) = 0;
   virtual std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) = 0;
   virtual std::unique_ptr<LinearKernel> make_linear(int64_t n, int64_t in, int64_t out) = 0;
 

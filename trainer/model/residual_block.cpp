@@ -6,11 +6,7 @@ namespace rn {
 
 ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& prefix, BlockType type, int64_t c_in,
                              int64_t planes, int64_t stride, ShortcutType shortcut)
-    : be_(be),
-      type_(type),
-      shortcut_(shortcut),
-      fused_tail_(shortcut != ShortcutType::kNone && be.supports_bn_add_relu()),
-      relu_(be) {
+    : be_(be), type_(type), shortcut_(shortcut) {
   auto conv = [&](int i, int64_t ci, int64_t co, int64_t k, int64_t s) {
     convs_.push_back(std::make_unique<Conv2d>(be, ps, prefix + ".conv" + std::to_string(i), ci, co, k, s, k / 2));
   };
@@ -26,7 +22,8 @@ ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& pre
   }
   for (size_t i = 0; i < convs_.size(); ++i) {
     const bool last = i + 1 == convs_.size();
-    const BnTail tail = !last ? BnTail::kRelu : fused_tail_ ? BnTail::kAddRelu : BnTail::kNone;
+    // The last BN adds the shortcut and applies the block's ReLU itself.
+    const BnTail tail = last && shortcut != ShortcutType::kNone ? BnTail::kAddRelu : BnTail::kRelu;
     bns_.push_back(
         std::make_unique<BatchNorm2d>(be, ps, prefix + ".bn" + std::to_string(i + 1), convs_[i]->c_out(), tail));
   }
@@ -46,7 +43,6 @@ void ResidualBlock::set_grad_pool(GradPool* pool) {
   if (proj_conv_) proj_conv_->set_grad_pool(pool);
   if (proj_bn_) proj_bn_->set_grad_pool(pool);
   if (pad_) pad_->set_grad_pool(pool);
-  relu_.set_grad_pool(pool);
 }
 
 void ResidualBlock::set_frozen_bn(bool frozen) {
@@ -84,56 +80,44 @@ const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
   const Tensor* h = &x;
   for (size_t i = 0; i < last; ++i) h = &bns_[i]->forward(convs_[i]->forward(*h, mode), mode);
   const Tensor& c = convs_[last]->forward(*h, mode);
-  if (shortcut_ == ShortcutType::kNone) return relu_.forward(bns_[last]->forward(c, mode), mode);
+  if (shortcut_ == ShortcutType::kNone) return bns_[last]->forward(c, mode);  // relu(bn(c))
 
   const Tensor* s = &x;
   if (proj_conv_) s = &proj_bn_->forward(proj_conv_->forward(x, mode), mode);
   if (pad_) s = &pad_->forward(x, mode);
-  cur_ = &plans_.get(x.shape(), [&] {
-    Plan p;
-    if (!fused_tail_) p.sum = be_.allocate(c.shape(), c.layout(), c.dtype());
-    return p;
-  });
-  if (fused_tail_) return bns_[last]->forward_add(c, *s,
-                                                  mode);  // relu(bn(c) + s) in one kernel
-  be_.add(bns_[last]->forward(c, mode), *s, cur_->sum);
-  return relu_.forward(cur_->sum, mode);
+  cur_ = &plans_.get(x.shape(), [] { return Plan{}; });
+  return bns_[last]->forward_add(c, *s, mode);  // relu(bn(c) + s) in one kernel
 }
 
 const Tensor& ResidualBlock::backward(const Tensor& dy) {
-  // With the fused tail, the last BN's backward takes dy through the ReLU and
-  // hands out both the main-path gradient and the shortcut's (dz).
-  // Gradients from the pool go back as soon as their consumer is queued:
-  // each conv's and BN's as the layer before has read it; the one at the
-  // sum (the ReLU's, or the fused BN's dz) once both paths have read it.
-  const Tensor& d_sum = fused_tail_ ? dy : relu_.backward(dy);
-  const Tensor* d = &d_sum;
+  // The last BN's backward takes dy through the ReLU and hands out both the
+  // main-path gradient and, with a shortcut, the shortcut's (dz). Gradients
+  // from the pool go back as soon as their consumer is queued: each conv's
+  // and BN's once the layer before has read it, dz once the shortcut path
+  // and the sum have.
+  const Tensor* d = &dy;
   for (size_t i = convs_.size(); i-- > 0;) {
     const Tensor& d_bn = bns_[i]->backward(*d);
-    if (d != &d_sum) drop(*d);
+    if (d != &dy) drop(*d);
     d = &convs_[i]->backward(d_bn);
     drop(d_bn);
   }
-  const Tensor* d_short = fused_tail_ ? &bns_.back()->dz() : &d_sum;
-  const bool own_short = d_short != &dy;  // the caller's dy is not ours to drop
-  if (shortcut_ == ShortcutType::kNone) {
-    if (own_short) drop(*d_short);
-    return *d;
-  }
+  if (shortcut_ == ShortcutType::kNone) return *d;
 
   RN_CHECK(cur_ != nullptr, "block backward before forward");
-  const Tensor* ds = d_short;
+  const Tensor& dz = bns_.back()->dz();
+  const Tensor* ds = &dz;
   if (proj_conv_) {
-    const Tensor& d_bn = proj_bn_->backward(*d_short);
+    const Tensor& d_bn = proj_bn_->backward(dz);
     ds = &proj_conv_->backward(d_bn);
     drop(d_bn);
   }
-  if (pad_) ds = &pad_->backward(*d_short);
+  if (pad_) ds = &pad_->backward(dz);
   Tensor& dx = grad_like(be_, cur_->dx, *d);
   be_.add(*d, *ds, dx);
   drop(*d);
-  if (ds != d_short) drop(*ds);
-  if (own_short) drop(*d_short);
+  if (ds != &dz) drop(*ds);
+  drop(dz);
   return dx;
 }
 

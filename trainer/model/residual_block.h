@@ -9,7 +9,6 @@
 #include "trainer/model/arch.h"
 #include "trainer/nn/batchnorm2d.h"
 #include "trainer/nn/conv2d.h"
-#include "trainer/nn/relu.h"
 #include "trainer/nn/shape_cache.h"
 #include "trainer/nn/shortcut_pad.h"
 
@@ -38,7 +37,7 @@ class ResidualBlock : public Module {
 
  private:
   struct Plan {
-    Tensor sum, dx;  // sum: unfused tail only; dx: see Module::set_grad_pool
+    Tensor dx;  // see Module::set_grad_pool
   };
   // Hands a gradient back to the pool (no-op without one).
   void drop(const Tensor& t) {
@@ -48,17 +47,14 @@ class ResidualBlock : public Module {
   BlockType type_;
   int64_t c_out_;
   ShortcutType shortcut_;
-  // The last BN adds the shortcut and applies the ReLU itself
-  // (Backend::supports_bn_add_relu); otherwise bn, add and relu_ run apart.
-  bool fused_tail_;
-  // Main path: convs_[i] then bns_[i] (with ReLU fused except the last).
+  // Main path: convs_[i] then bns_[i], each BN with the ReLU fused; the
+  // last one also adds the shortcut before its ReLU (BnTail::kAddRelu).
   std::vector<std::unique_ptr<Conv2d>> convs_;
   std::vector<std::unique_ptr<BatchNorm2d>> bns_;
   // Shortcut path, when the shape changes: projection (B) or pad (A).
   std::unique_ptr<Conv2d> proj_conv_;
   std::unique_ptr<BatchNorm2d> proj_bn_;
   std::unique_ptr<ShortcutPad> pad_;
-  ReLU relu_;
   ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
 };

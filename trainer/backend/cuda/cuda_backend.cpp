@@ -37,23 +37,6 @@ void check_f32(const Tensor& t, const char* what) {
   RN_CHECK(t.dtype() == DType::kF32, fmt::format("{} takes fp32 tensors, got {}", what, dtype_name(t.dtype())));
 }
 
-class CudaRelu final : public ReluKernel {
- public:
-  explicit CudaRelu(cudaStream_t s) : s_(s) {}
-  void forward(const Tensor& x, Tensor& y) override {
-    check_same(x, y, "relu forward");
-    cuda::relu_forward(x.raw(), y.raw(), x.dtype(), x.numel(), s_);
-  }
-  void backward(const Tensor& y, const Tensor& dy, Tensor& dx) override {
-    check_same(y, dy, "relu backward");
-    check_same(y, dx, "relu backward");
-    cuda::relu_backward(y.raw(), dy.raw(), dx.raw(), y.dtype(), y.numel(), s_);
-  }
-
- private:
-  cudaStream_t s_;
-};
-
 }  // namespace
 
 // --- construction ---
@@ -198,10 +181,6 @@ bool CudaBackend::is_pinned(const void* host, size_t bytes) const {
 }
 
 // --- kernels made here ---
-
-std::unique_ptr<ReluKernel> CudaBackend::make_relu(const Shape&, Layout) {
-  return std::make_unique<CudaRelu>(rt_.compute);
-}
 
 std::unique_ptr<LinearKernel> CudaBackend::make_linear(int64_t n, int64_t in, int64_t out) {
   return cuda::make_cuda_linear(rt_.cublas, rt_.compute, n, in, out);

@@ -74,12 +74,10 @@ class CudaBackend final : public Backend {
   DType activation_dtype() const override { return precision_; }
   // Every mode: fused by cuDNN where it can, else emulated
   // (cuda_batchnorm.cpp).
-  bool supports_bn_add_relu() const override { return true; }
 
   std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) override;
   std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, DType dtype, float eps, BnTail tail,
                                                   bool global_stats = false) override;
-  std::unique_ptr<ReluKernel> make_relu(const Shape& s, Layout l) override;
   std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) override;
   std::unique_ptr<LinearKernel> make_linear(int64_t n, int64_t in, int64_t out) override;
 

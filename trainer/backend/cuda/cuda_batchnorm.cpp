@@ -19,7 +19,7 @@
 // from x for that one call.
 // Without fused ops the tail is emulated with the own kernels: forward
 // y = relu(bn(x) [+ z]) after cuDNN's BN; backward g = (y > 0 ? dy : 0),
-// dz = g, then cuDNN's BN backward of g. So supports_bn_add_relu() holds in every mode.
+// dz = g, then cuDNN's BN backward of g. So every tail works in every mode.
 //
 // Statistics: the layer keeps the running averages (with axpby); the
 // interface's mean/var receive this batch's mean and biased variance. They
