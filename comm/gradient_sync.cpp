@@ -38,16 +38,17 @@ GradientSync::~GradientSync() {
   thread_.join();
 }
 
-void GradientSync::begin_step() {
+void GradientSync::begin_step(bool overlap) {
   std::lock_guard<std::mutex> lock(mu_);
   RN_CHECK(completed_ == launched_, "begin_step while buckets are in flight");
   launched_ = 0;
   completed_ = 0;
   marked_ = 0;
+  overlap_step_ = opts_.overlap && overlap;
 }
 
 void GradientSync::grads_ready(size_t offset) {
-  if (opts_.overlap) {
+  if (overlap_step_) {
     launch_up_to(offset);
   } else {
     // Marked now all the same: the fence must not also wait for what the

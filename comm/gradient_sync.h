@@ -64,8 +64,9 @@ class GradientSync {
   size_t buckets() const { return buckets_.size(); }
   Range bucket(size_t i) const { return buckets_[i]; }
 
-  // Call before backward.
-  void begin_step();
+  // Call before backward. overlap = false: this step hands no bucket to the
+  // communication thread before finish_step, whatever opts.overlap says.
+  void begin_step(bool overlap = true);
   // Every gradient at element offset >= offset is final.
   void grads_ready(size_t offset);
   // Launches what is left, waits for all buckets; returns the seconds this
@@ -93,6 +94,7 @@ class GradientSync {
   std::condition_variable cv_;
   size_t launched_ = 0;   // buckets handed over this step (main thread writes)
   size_t marked_ = 0;     // without overlap: buckets whose fence is marked (main thread only)
+  bool overlap_step_ = true;  // this step's overlap (main thread only)
   size_t completed_ = 0;  // buckets finished this step (comm thread writes)
   bool stop_ = false;
   std::exception_ptr error_;

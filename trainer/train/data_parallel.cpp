@@ -56,10 +56,18 @@ void DataParallel::broadcast_weights() {
 }
 
 void DataParallel::begin_backward() {
-  if (sync_) sync_->begin_step();
+  // The first backward grows the model's gradient pool (GradPool; device
+  // allocations on a GPU), so nothing is all-reduced until it ends: an
+  // allocation that synchronises the device would wait for NCCL kernels
+  // that wait for the other ranks. Later steps overlap as configured.
+  if (sync_) sync_->begin_step(/*overlap=*/backward_done_);
 }
 
-double DataParallel::finish_backward() { return sync_ ? sync_->finish_step() : 0.0; }
+double DataParallel::finish_backward() {
+  const double waited = sync_ ? sync_->finish_step() : 0.0;
+  backward_done_ = true;
+  return waited;
+}
 
 const std::vector<comm::BucketTiming>& DataParallel::bucket_timings() const {
   static const std::vector<comm::BucketTiming> none;

@@ -49,7 +49,8 @@ class DataParallel {
 
   // Copies rank 0's parameters and buffers to every rank.
   void broadcast_weights();
-  // Call before model.backward(); gradients are averaged as they become ready.
+  // Call before model.backward(); gradients are averaged as they become
+  // ready (from the second backward on: see data_parallel.cpp).
   void begin_backward();
   // Waits for the averaged gradients; returns the seconds spent waiting
   // (communication not hidden behind backward).
@@ -78,6 +79,7 @@ class DataParallel {
   std::unique_ptr<comm::StreamFence> fence_;  // device backends only
   std::unique_ptr<comm::GradientSync> sync_;
   std::vector<float> mirror_;
+  bool backward_done_ = false;  // a first backward has finished
 };
 
 }  // namespace rn
