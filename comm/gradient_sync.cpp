@@ -10,7 +10,7 @@ double GradientSync::now() {
 
 GradientSync::GradientSync(Allreducer& ar, float* grads, size_t count, const std::vector<size_t>& param_offsets,
                            GradientSyncOptions opts)
-    : ar_(ar), grads_(grads), opts_(opts) {
+    : ar_(ar), grads_(grads), opts_(opts), overlap_step_(opts.overlap) {
   RN_CHECK(!param_offsets.empty() && param_offsets.front() == 0, "gradient buckets need parameters from offset 0");
   const size_t min_elems = std::max<size_t>(1, opts.bucket_bytes / sizeof(float));
   size_t end = count;

@@ -94,7 +94,7 @@ class GradientSync {
   std::condition_variable cv_;
   size_t launched_ = 0;   // buckets handed over this step (main thread writes)
   size_t marked_ = 0;     // without overlap: buckets whose fence is marked (main thread only)
-  bool overlap_step_ = true;  // this step's overlap (main thread only)
+  bool overlap_step_;     // this step's overlap (main thread only)
   size_t completed_ = 0;  // buckets finished this step (comm thread writes)
   bool stop_ = false;
   std::exception_ptr error_;

@@ -124,6 +124,26 @@ TEST(DataParallel, OneStepOnNRanksEqualsOneProcessWithNTimesTheBatch) {
 }
 
 // The periodic weight check names the rank whose replica differs.
+// Only the first backward may grow the gradient pool (it runs without
+// overlap for that reason); growth in an overlapped one is reported, here
+// provoked by a fresh pool after the first step.
+TEST(DataParallel, PoolGrowthDuringAnOverlappedBackwardIsAnError) {
+  comm::Communicator world(MPI_COMM_WORLD, 120.0);
+  const SyntheticSource src(SyntheticOptions{kClasses, kImage, 0.5, 7});
+  Replica r(9);
+  DataParallel dp(world, *r.model, DataParallelOptions{});
+  dp.broadcast_weights();
+  HostBatch mine;
+  mine.resize(kPerRank, kImage);
+  src.fill(0, uint64_t(world.rank()) * kPerRank, mine);
+  r.step(mine, &dp, nullptr);
+  r.step(mine, &dp, nullptr);  // the pool's storage is all there: no error
+  GradPool fresh(*r.be);
+  r.model->set_grad_pool(&fresh);
+  EXPECT_THROW(r.step(mine, &dp, nullptr), InternalError);
+  r.model->set_grad_pool(nullptr);
+}
+
 TEST(DataParallel, WeightCheckNamesTheRankThatDiverged) {
   comm::Communicator world(MPI_COMM_WORLD, 120.0);
   if (world.size() < 2) GTEST_SKIP() << "needs two ranks";

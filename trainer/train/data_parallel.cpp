@@ -59,12 +59,17 @@ void DataParallel::begin_backward() {
   // The first backward grows the model's gradient pool (GradPool; device
   // allocations on a GPU), so nothing is all-reduced until it ends: an
   // allocation that synchronises the device would wait for NCCL kernels
-  // that wait for the other ranks. Later steps overlap as configured.
-  if (sync_) sync_->begin_step(/*overlap=*/backward_done_);
+  // that wait for the other ranks. Later steps (same batch shape, same
+  // calls) allocate nothing and overlap as configured.
+  overlapped_ = backward_done_;
+  pool_slots_ = model_.grad_pool().slots();
+  if (sync_) sync_->begin_step(overlapped_);
 }
 
 double DataParallel::finish_backward() {
   const double waited = sync_ ? sync_->finish_step() : 0.0;
+  RN_CHECK(!overlapped_ || model_.grad_pool().slots() == pool_slots_,
+           "the gradient pool grew during a backward overlapped with the all-reduce");
   backward_done_ = true;
   return waited;
 }

@@ -80,6 +80,8 @@ class DataParallel {
   std::unique_ptr<comm::GradientSync> sync_;
   std::vector<float> mirror_;
   bool backward_done_ = false;  // a first backward has finished
+  bool overlapped_ = false;     // this backward overlaps the all-reduce
+  size_t pool_slots_ = 0;       // the gradient pool's storage count at begin_backward
 };
 
 }  // namespace rn

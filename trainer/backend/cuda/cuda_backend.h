@@ -72,10 +72,10 @@ class CudaBackend final : public Backend {
   Tensor allocate(const Shape& shape, Layout layout, DType dtype = DType::kF32) override;
   Layout activation_layout(int64_t channels) const override;
   DType activation_dtype() const override { return precision_; }
-  // Every mode: fused by cuDNN where it can, else emulated
-  // (cuda_batchnorm.cpp).
 
   std::unique_ptr<ConvKernel> make_conv(const ConvGeom& g, Layout x, Layout y, bool need_dx) override;
+  // Every tail in every mode: fused by cuDNN where it can, else emulated
+  // (cuda_batchnorm.cpp).
   std::unique_ptr<BatchNormKernel> make_batchnorm(const Shape& s, Layout l, DType dtype, float eps, BnTail tail,
                                                   bool global_stats = false) override;
   std::unique_ptr<PoolKernel> make_pool(const PoolGeom& g, Layout x, Layout y) override;
