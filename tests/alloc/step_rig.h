@@ -50,7 +50,7 @@ struct StepRig {
   // One training step on batch k % 2; dp: the data-parallel hooks, or null.
   void step(int k, DataParallel* dp = nullptr) {
     const HostBatch& b = batches[k % 2];
-    const Tensor& x = inputs->upload(b.images.data());
+    const Tensor& x = inputs->upload(b.images.data(), b.n);
     const float s = scaler.scale();
     loss.forward_backward(model.forward(x, Mode::kTrain), b.labels.data(), s);
     if (dp) dp->begin_backward();

@@ -220,7 +220,7 @@ TEST_P(GpuElementwise, UploadRingKeepsEachBatchForTheKernelsQueuedBeforeTheNextU
   be.fill(busy, 1.f);
   std::vector<Tensor> kept;
   for (int b = 0; b < kBatches; ++b) {
-    const Tensor& x = ring->upload(host[size_t(b)].data());
+    const Tensor& x = ring->upload(host[size_t(b)].data(), s[0]);
     for (int i = 0; i < 20; ++i) be.add(busy, busy, busy);
     kept.push_back(allocate_poisoned(be, s, Layout::kNCHW));
     be.copy(x, kept.back());
@@ -247,7 +247,7 @@ TEST_P(GpuElementwise, UploadRingHostArrayIsFreeAfterWaitForHostReads) {
   Tensor kept = allocate_poisoned(be, s, Layout::kNCHW);
   for (int b = 0; b < 3; ++b) {
     for (int i = 0; i < 50; ++i) be.add(busy, busy, busy);  // the copy after upload 2 waits for these
-    const Tensor& x = ring->upload(host.data());
+    const Tensor& x = ring->upload(host.data(), s[0]);
     if (b == 2) {
       ring->wait_for_host_reads();
       std::fill(host.begin(), host.end(), 1e9f);
@@ -255,6 +255,26 @@ TEST_P(GpuElementwise, UploadRingHostArrayIsFreeAfterWaitForHostReads) {
     }
   }
   EXPECT_TRUE(near("upload before the overwrite", download(be, kept), original, 0, s));
+}
+
+// A short batch (UploadRing::upload with fewer images): its images in the
+// first rows and zeros after them, in a slot that held other values.
+TEST_P(GpuElementwise, UploadRingPadsAShortBatchWithZeros) {
+  Backend& be = gpu(GetParam());
+  Rng rng(9700);
+  const Shape s{5, 3, 8, 8};
+  const size_t n = size_t(s.numel()), per = n / 5;
+  const HostVec full = rng.vec(n, -8, 8), images = rng.vec(n, -8, 8);
+  const auto ring = be.make_upload_ring(s);
+  ring->upload(full.data(), 5);
+  ring->upload(full.data(), 5);
+  for (const int64_t count : {int64_t(3), int64_t(0), int64_t(5)}) {
+    SCOPED_TRACE(std::to_string(count) + " images");
+    HostVec want(n, 0.f);
+    std::copy_n(images.begin(), size_t(count) * per, want.begin());
+    EXPECT_TRUE(near("padded upload", download(be, ring->upload(images.data(), count)), want, 0, s));
+    ring->upload(full.data(), 5);  // the other slot
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllPrecisions, GpuElementwise, kAllPrecisions, dtype_param);

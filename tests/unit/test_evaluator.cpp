@@ -1,7 +1,7 @@
 // Validation on the CPU: the evaluator's loss, top-1 and top-5 (views
 // averaged as probabilities) against the same model run image by image,
 // with a short last batch that runs zero-padded at the full batch size
-// (upload_padded), which changes no real image's logits in eval mode.
+// (UploadRing::upload), which changes no real image's logits in eval mode.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,7 +14,6 @@
 #include "tests/unit/layer_test_util.h"
 #include "trainer/core/error.h"
 #include "trainer/model/arch.h"
-#include "trainer/model/padded_batch.h"
 #include "trainer/model/resnet.h"
 #include "trainer/train/evaluator.h"
 
@@ -23,24 +22,35 @@ namespace {
 
 using testing_util::FixedValStream;
 
-TEST(UploadPadded, CopiesTheImagesAndZerosTheRest) {
+TEST(UploadRing, CopiesTheImagesAndZerosTheRest) {
   auto be = make_cpu_backend(1);
   const Shape s{3, 3, 2, 2};
   const int64_t per = 12;
-  std::vector<float> images(size_t(3 * per));
+  std::vector<float> images(size_t(3 * per)), stale(size_t(3 * per), std::nanf(""));
   for (size_t i = 0; i < images.size(); ++i) images[i] = float(i + 1);
-  Tensor t = be->allocate(s, Layout::kNCHW);
+  const auto ring = be->make_upload_ring(s);
   for (const int64_t count : {int64_t(0), int64_t(1), int64_t(2), int64_t(3)}) {
     SCOPED_TRACE(std::to_string(count) + " images");
-    be->fill(t, std::nanf(""));  // what a previous batch or fresh memory may hold
-    upload_padded(*be, images.data(), count, t);
-    const std::vector<float> got = download(*be, t);
+    ring->upload(stale.data(), 3);  // what a previous batch may have left
+    const std::vector<float> got = download(*be, ring->upload(images.data(), count));
     for (int64_t i = 0; i < 3 * per; ++i)
       ASSERT_EQ(got[size_t(i)], i < count * per ? images[size_t(i)] : 0.f) << "element " << i;
   }
-  EXPECT_THROW(upload_padded(*be, images.data(), 4, t), InternalError);
-  Tensor nc = be->allocate(Shape{3, per}, Layout::kNC);
-  EXPECT_THROW(upload_padded(*be, images.data(), 1, nc), InternalError);
+  EXPECT_THROW(ring->upload(images.data(), 4), InternalError);
+  EXPECT_THROW(ring->upload(images.data(), -1), InternalError);
+}
+
+TEST(SplitRows, ViewsTheHeadAndTheTail) {
+  auto be = make_cpu_backend(1);
+  const Tensor t = be->allocate(Shape{4, 3, 2, 2}, Layout::kNCHW);
+  const auto [head, tail] = split_rows(t, 1);
+  EXPECT_EQ(head.shape(), (Shape{1, 3, 2, 2}));
+  EXPECT_EQ(tail.shape(), (Shape{3, 3, 2, 2}));
+  EXPECT_EQ(head.data(), t.data());
+  EXPECT_EQ(tail.data(), t.data() + 12);
+  EXPECT_TRUE(split_rows(t, 0).first.empty());
+  EXPECT_TRUE(split_rows(t, 4).second.empty());
+  EXPECT_THROW(split_rows(be->allocate(Shape{3, 12}, Layout::kNC), 1), InternalError);
 }
 
 struct Case {

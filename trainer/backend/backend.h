@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "trainer/core/tensor.h"
 
@@ -99,19 +100,35 @@ class LinearKernel {
 // Device tensors that input batches are uploaded into
 // (Backend::make_upload_ring), so that the upload of the next batch can run
 // while the device still works on the current one. Owns its tensors.
+//
+// A short batch (the last one of an evaluation or inference pass) is
+// uploaded padded with zero images to the ring's batch size: a new batch
+// size would make every layer build, and keep, a second plan (on a GPU its
+// output buffers, gigabytes for an ImageNet ResNet, and another convolution
+// search). Eval mode treats every image on its own (batch norm with its
+// running statistics), so the padding changes no real image's logits, which
+// are the first rows.
 class UploadRing {
  public:
   virtual ~UploadRing() = default;
-  // Copies `host` (plain NCHW floats of the ring's shape, read as
-  // Backend::from_host reads it) into the ring's next tensor and returns
-  // that tensor. Kernels queued before the next upload() call may read it;
-  // the call after that overwrites it (once those kernels are done).
-  virtual const Tensor& upload(const float* host) = 0;
+  // Copies `images` images from `host` (plain NCHW floats, read as
+  // Backend::from_host reads them; 0 <= images <= the ring's first
+  // dimension) into the first rows of the ring's next tensor, zeros the rows
+  // after them, and returns that tensor. Kernels queued before the next
+  // upload() call may read it; the call after that overwrites it (once
+  // those kernels are done).
+  virtual const Tensor& upload(const float* host, int64_t images) = 0;
   // Blocks until every earlier upload() has finished reading its host
   // array, which may then be reused (a loader hands a batch's memory back
   // on its next fetch). Rings whose upload() copies synchronously: no-op.
   virtual void wait_for_host_reads() {}
 };
+
+// The first `rows` images of an fp32 NCHW batch tensor and the images after
+// them, as views; an empty Tensor for a part with no image. Throws
+// InternalError unless 0 <= rows <= the batch size. For UploadRing
+// implementations.
+std::pair<Tensor, Tensor> split_rows(const Tensor& batch, int64_t rows);
 
 struct LossResult {
   double loss = 0;      // mean over the counted samples (0 when none)

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "trainer/core/error.h"
-#include "trainer/model/padded_batch.h"
 #include "trainer/train/data_streams.h"
 #include "trainer/train/model_setup.h"
 
@@ -52,14 +51,16 @@ data::AugmentOptions CheckpointModel::preprocessing() const { return augment_opt
 
 void CheckpointModel::logits(const float* images, int64_t n, int h, int w, float* out) {
   if (n <= 0) return;
-  if (input_.empty() || input_.shape()[2] != h || input_.shape()[3] != w)
-    input_ = be_->allocate(Shape{std::min(batch_, n), 3, h, w}, Layout::kNCHW);
-  const int64_t b = input_.shape()[0], per_image = 3 * int64_t(h) * w, k = ck_.num_classes;
+  if (!inputs_ || input_shape_[2] != h || input_shape_[3] != w) {
+    input_shape_ = Shape{std::min(batch_, n), 3, h, w};
+    inputs_ = be_->make_upload_ring(input_shape_);
+  }
+  const int64_t b = input_shape_[0], per_image = 3 * int64_t(h) * w, k = ck_.num_classes;
   std::vector<float> batch_logits(size_t(b * k));
   for (int64_t first = 0; first < n; first += b) {
     const int64_t count = std::min(b, n - first);
-    upload_padded(*be_, images + first * per_image, count, input_);
-    be_->to_host(model_->forward(input_, Mode::kEval), batch_logits.data());
+    const Tensor& input = inputs_->upload(images + first * per_image, count);
+    be_->to_host(model_->forward(input, Mode::kEval), batch_logits.data());
     std::copy_n(batch_logits.begin(), count * k, out + first * k);
   }
 }

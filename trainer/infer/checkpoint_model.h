@@ -38,7 +38,7 @@ class CheckpointModel {
   // images: n x 3 x h x w plain floats, normalised; writes n x classes
   // logits. The first call (and any with another h, w) fixes the forward
   // batch at min(batch(), n); a shorter chunk is padded with zeros and the
-  // padding's outputs dropped (upload_padded), so one set of kernels serves
+  // padding's outputs dropped (see UploadRing), so one set of kernels serves
   // every call.
   void logits(const float* images, int64_t n, int h, int w, float* out);
 
@@ -48,7 +48,8 @@ class CheckpointModel {
   int64_t batch_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<ResNet> model_;
-  Tensor input_;  // [batch, 3, h, w] of the last call's size
+  std::unique_ptr<UploadRing> inputs_;  // [batch, 3, h, w] of the last call's size
+  Shape input_shape_;
 };
 
 }  // namespace rn

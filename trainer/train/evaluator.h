@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "data/batch_stream.h"
@@ -34,7 +35,10 @@ class Evaluator {
  private:
   Backend& be_;
   int classes_, batch_, size_;
-  Tensor input_;                  // [batch, 3, S, S]; a smaller last batch is zero-padded into it
+  // [batch, 3, S, S] inputs (a smaller last batch zero-padded): the next
+  // view or batch is uploaded while the device runs the current one.
+  std::unique_ptr<UploadRing> inputs_;
+  std::vector<int32_t> labels_;   // [batch]: the current batch's, kept past the next fetch
   std::vector<float> logits_;     // [batch, classes]
   std::vector<double> probs_;     // [batch, classes], summed over views
 };

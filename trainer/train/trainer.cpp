@@ -352,7 +352,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       const double wait_before = data.train->wait_seconds();
       fetched.batch = &data.train->next();
       fetched.wait = data.train->wait_seconds() - wait_before;
-      fetched.input = &inputs->upload(fetched.batch->images);
+      fetched.input = &inputs->upload(fetched.batch->images, fetched.batch->n);
       fetched.after = data.train->cursor();
     };
     data.train->start(cursor);

@@ -351,11 +351,14 @@ class CudaUploadRing final : public UploadRing {
   CudaUploadRing(const CudaUploadRing&) = delete;
   CudaUploadRing& operator=(const CudaUploadRing&) = delete;
 
-  const Tensor& upload(const float* host) override {
+  const Tensor& upload(const float* host, int64_t images) override {
     const int slot = int(uploads_ % 2), other = 1 - slot;
+    auto [head, tail] = split_rows(slots_[slot], images);
     // The other slot's readers are all queued by now (the contract).
     if (uploads_ > 0) CUDA_CHECK(cudaEventRecord(released_[other], be_.compute()));
-    be_.upload_after(uploads_ >= 2 ? released_[slot] : nullptr, host, slots_[slot]);
+    if (!head.empty()) be_.upload_after(uploads_ >= 2 ? released_[slot] : nullptr, host, head);
+    // Zero padding on the compute stream, behind this slot's last readers.
+    if (!tail.empty()) be_.fill(tail, 0.f);
     ++uploads_;
     return slots_[slot];
   }
