@@ -49,20 +49,38 @@ CheckpointModel::CheckpointModel(const std::string& path, int64_t batch, const B
 
 data::AugmentOptions CheckpointModel::preprocessing() const { return augment_options(cfg_.data, "center"); }
 
+void CheckpointModel::prepare(int64_t n, int h, int w) {
+  RN_CHECK(submitted_ == nullptr, "CheckpointModel: a submitted batch was not collected");
+  if (inputs_ && input_shape_[2] == h && input_shape_[3] == w) return;
+  input_shape_ = Shape{std::min(batch_, n), 3, h, w};
+  inputs_ = be_->make_upload_ring(input_shape_);
+  batch_logits_.resize(size_t(input_shape_[0] * ck_.num_classes));
+}
+
 void CheckpointModel::logits(const float* images, int64_t n, int h, int w, float* out) {
   if (n <= 0) return;
-  if (!inputs_ || input_shape_[2] != h || input_shape_[3] != w) {
-    input_shape_ = Shape{std::min(batch_, n), 3, h, w};
-    inputs_ = be_->make_upload_ring(input_shape_);
-  }
-  const int64_t b = input_shape_[0], per_image = 3 * int64_t(h) * w, k = ck_.num_classes;
-  std::vector<float> batch_logits(size_t(b * k));
+  prepare(n, h, w);
+  const int64_t b = input_shape_[0], per_image = 3 * int64_t(h) * w;
   for (int64_t first = 0; first < n; first += b) {
-    const int64_t count = std::min(b, n - first);
-    const Tensor& input = inputs_->upload(images + first * per_image, count);
-    be_->to_host(model_->forward(input, Mode::kEval), batch_logits.data());
-    std::copy_n(batch_logits.begin(), count * k, out + first * k);
+    submit(images + first * per_image, std::min(b, n - first), h, w);
+    collect(out + first * ck_.num_classes);
   }
+}
+
+void CheckpointModel::submit(const float* images, int64_t count, int h, int w) {
+  prepare(count, h, w);
+  RN_CHECK(count >= 1 && count <= input_shape_[0],
+           fmt::format("CheckpointModel::submit of {} images: the forward batch for {}x{} is {}", count, h, w,
+                       input_shape_[0]));
+  submitted_ = &model_->forward(inputs_->upload(images, count), Mode::kEval);
+  submitted_count_ = count;
+}
+
+void CheckpointModel::collect(float* out) {
+  RN_CHECK(submitted_ != nullptr, "CheckpointModel::collect without a submitted batch");
+  be_->to_host(*submitted_, batch_logits_.data());
+  std::copy_n(batch_logits_.begin(), submitted_count_ * ck_.num_classes, out);
+  submitted_ = nullptr;
 }
 
 }  // namespace rn

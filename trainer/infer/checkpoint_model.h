@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/augment.h"
 #include "trainer/backend/backend.h"
@@ -42,14 +43,30 @@ class CheckpointModel {
   // every call.
   void logits(const float* images, int64_t n, int h, int w, float* out);
 
+  // The same in two halves, so that the caller can prepare the next chunk
+  // while the device runs this one: submit() uploads `count` images (at
+  // most the forward batch logits() would fix) and queues their forward
+  // pass; on a GPU it returns before the device is done. collect() waits
+  // and writes their count x classes logits. The images must stay as they
+  // are until collect() returns; one submit() at a time.
+  void submit(const float* images, int64_t count, int h, int w);
+  void collect(float* out);
+
  private:
   CheckpointInfo ck_;
   Config cfg_;
   int64_t batch_;
   std::unique_ptr<Backend> be_;
   std::unique_ptr<ResNet> model_;
+  // The forward batch for h x w images: fixed at min(batch(), n) by the
+  // first call with that size.
+  void prepare(int64_t n, int h, int w);
+
   std::unique_ptr<UploadRing> inputs_;  // [batch, 3, h, w] of the last call's size
   Shape input_shape_;
+  std::vector<float> batch_logits_;    // [batch, classes]
+  const Tensor* submitted_ = nullptr;  // the logits submit() queued, until collect()
+  int64_t submitted_count_ = 0;
 };
 
 }  // namespace rn
