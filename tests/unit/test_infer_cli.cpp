@@ -170,6 +170,10 @@ TEST(InferCli, BadImages) {
   expect_error(infer(ck + dir + "/fake.jpg"), {dir + "/fake.jpg", "JPEG"});
   std::ofstream(dir + "/empty.jpg").flush();
   expect_error(infer(ck + dir + "/empty.jpg"), {dir + "/empty.jpg", "JPEG"});
+  // In the last of three batches: nothing is printed for the good ones.
+  const std::string good = dir + "/good.jpg ";
+  expect_error(infer("--batch 2" + ck + good + good + good + good + dir + "/fake.jpg"), {dir + "/fake.jpg", "JPEG"});
+  expect_error(infer("--json --batch 2" + ck + good + good + good + good + dir + "/fake.jpg"), {dir + "/fake.jpg"});
 }
 
 TEST(InferCli, BadHdf5InputAndOutput) {

@@ -11,6 +11,7 @@
 #include "infer_test_util.h"
 #include "trainer/infer/checkpoint_model.h"
 #include "trainer/infer/image_input.h"
+#include "trainer/infer/jpeg_inference.h"
 #include "trainer/infer/predictions.h"
 #include "trainer/train/data_streams.h"
 
@@ -52,6 +53,96 @@ TEST(InferLib, JpegFileMatchesTheValidationLoader) {
     }
     loader.stop();
   }
+}
+
+// Decoding a batch on several threads gives each image what one ImageInput
+// gives it, in its own place, and the first bad file is reported whichever
+// thread met it.
+TEST(InferLib, BatchDecoderMatchesOneImageInput) {
+  const std::string dir = infer_dir("decoder");
+  rn::DataConfig d;
+  d.image_size = 16;
+  const auto aug = rn::augment_options(d, "center");
+  std::vector<std::string> paths;
+  for (int i = 0; i < 7; ++i) {
+    paths.push_back(dir + "/" + std::to_string(i) + ".jpg");
+    write_jpeg_file(paths.back(), 20 + 13 * i, 90 - 9 * i, i);  // other sizes, other decode scales
+  }
+  rn::ImageInput one(aug);
+  const size_t per = size_t(one.floats());
+  std::vector<float> want(paths.size() * per);
+  for (size_t i = 0; i < paths.size(); ++i) one.load(paths[i], want.data() + i * per);
+  for (int threads : {1, 3}) {
+    rn::ImageBatchDecoder dec(aug, threads);
+    std::vector<float> got(want.size(), -7.f);
+    dec.decode(paths.data(), int64_t(paths.size()), got.data());
+    EXPECT_EQ(got, want) << threads << " threads";
+    // Only the first 4: the rest of `got` is left alone.
+    std::fill(got.begin(), got.end(), -7.f);
+    dec.decode(paths.data(), 4, got.data());
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + 4 * long(per), want.begin())) << threads;
+    EXPECT_EQ(std::count(got.begin(), got.end(), -7.f), long(3 * per)) << threads;
+  }
+  std::ofstream(dir + "/bad.jpg") << "not a jpeg";
+  std::vector<std::string> bad = paths;
+  bad[5] = dir + "/bad.jpg";
+  bad[2] = dir + "/missing.jpg";
+  std::vector<float> out(bad.size() * per);
+  for (int threads : {1, 3}) {
+    rn::ImageBatchDecoder dec(aug, threads);
+    try {
+      dec.decode(bad.data(), int64_t(bad.size()), out.data());
+      ADD_FAILURE() << "no error with " << threads << " threads";
+    } catch (const rn::UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("missing.jpg"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// run_jpeg_inference: every image's logits, in order, whatever the batch
+// (two full batches and a short one, or one batch), as the model gives them
+// for the image alone.
+TEST(InferLib, JpegInferenceInBatchesMatchesImagesOneByOne) {
+  const std::string dir = infer_dir("jpegrun");
+  rn::BackendOptions cpu;
+  cpu.threads = 1;
+  const std::string ck = make_infer_checkpoint(dir, false);
+  std::vector<std::string> paths;
+  for (int i = 0; i < 5; ++i) {
+    paths.push_back(dir + "/" + std::to_string(i) + ".jpg");
+    write_jpeg_file(paths.back(), 30 + 7 * i, 40, 10 + i);
+  }
+  rn::CheckpointModel single(ck, 1, cpu);
+  rn::ImageInput input(single.preprocessing());
+  const int64_t k = single.num_classes();
+  std::vector<float> image(size_t(input.floats())), want(paths.size() * size_t(k));
+  for (size_t i = 0; i < paths.size(); ++i) {
+    input.load(paths[i], image.data());
+    single.logits(image.data(), 1, input.size(), input.size(), want.data() + i * size_t(k));
+  }
+  for (size_t i = 1; i < paths.size(); ++i)  // else a mix-up could pass
+    EXPECT_NE(std::vector<float>(want.begin() + long(i * k), want.begin() + long((i + 1) * k)),
+              std::vector<float>(want.begin(), want.begin() + k));
+  float scale = 0;
+  for (float v : want) scale = std::max(scale, std::abs(v));
+  for (int batch : {2, 8}) {
+    rn::CheckpointModel model(ck, batch, cpu);
+    std::vector<size_t> order;
+    std::vector<float> got(want.size());
+    rn::run_jpeg_inference(model, paths, 2, [&](size_t i, const float* l) {
+      order.push_back(i);
+      std::copy_n(l, k, got.begin() + long(i * k));
+    });
+    EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 3, 4})) << batch;
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5f * scale) << batch << " " << i;
+  }
+  // A missing file anywhere stops the run before the first image.
+  std::vector<std::string> bad = paths;
+  bad.push_back(dir + "/missing.jpg");
+  rn::CheckpointModel model(ck, 2, cpu);
+  size_t calls = 0;
+  EXPECT_THROW(rn::run_jpeg_inference(model, bad, 1, [&](size_t, const float*) { ++calls; }), rn::UserError);
+  EXPECT_EQ(calls, 0u);
 }
 
 TEST(InferLib, ModelTakesItsPreprocessingFromTheStoredConfig) {

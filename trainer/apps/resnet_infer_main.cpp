@@ -8,6 +8,8 @@
 // JPEG images are preprocessed as the run's validation images (centre crop
 // of its data.* settings); HDF5 input is used as given. Exit codes: 0 done,
 // 2 user error (the message says what to fix), 1 internal error.
+#include <omp.h>
+
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
@@ -17,7 +19,7 @@
 #include "trainer/core/error.h"
 #include "trainer/infer/batch_inference.h"
 #include "trainer/infer/checkpoint_model.h"
-#include "trainer/infer/image_input.h"
+#include "trainer/infer/jpeg_inference.h"
 #include "trainer/infer/predictions.h"
 #include "trainer/train/device_setup.h"
 
@@ -33,6 +35,8 @@ constexpr const char* kUsage =
     "validation images (data.val_resize, data.image_size, data.mean, data.std of its stored config), and its\n"
     "K most probable classes are printed with their softmax probabilities. Class names come from --classes,\n"
     "else from the checkpoint's /classes, else 'class N'.\n"
+    "Files are decoded --batch at a time on --threads threads while the network runs the batch before;\n"
+    "results are printed when all are classified (a bad file stops the run with nothing printed).\n"
     "With --input/--output: the HDF5 dataset 'images' (N, 3, H, W float32, already normalised) of X.h5\n"
     "becomes the dataset 'logits' (N, classes float32) of Y.h5, whose attributes name the checkpoint and step.\n"
     "--device cuda runs the network on a GPU with cuDNN, in bf16 unless --precision says otherwise (fp32 is\n"
@@ -53,39 +57,42 @@ po::options_description options() {
       "device", po::value<std::string>()->value_name("D")->default_value("cpu"), "cpu or cuda")(
       "gpu", num("N", 0), "cuda: the GPU's ordinal among the visible ones (CUDA_VISIBLE_DEVICES)")(
       "precision", po::value<std::string>()->value_name("P")->default_value("auto"),
-      "cuda: bf16, fp16 or fp32 activations (auto: bf16); cpu: fp32 only")("threads", num("N", 0),
-                                                                           "OpenMP threads (0: all cores)");
+      "cuda: bf16, fp16 or fp32 activations (auto: bf16); cpu: fp32 only")(
+      "threads", num("N", 0), "threads for the CPU's compute and for decoding JPEG files (0: all cores)");
   return o;
 }
 
+// Results are printed once every image is classified: a bad file stops the
+// run with nothing on stdout.
 int classify_images(rn::CheckpointModel& model, const po::variables_map& vm, const std::vector<std::string>& paths) {
   const int top = vm["top"].as<int>();
   if (top < 1) throw rn::UserError("--top must be >= 1, got " + std::to_string(top));
   const std::vector<std::string> names =
       rn::class_names_for(model.info(), vm.count("classes") ? vm["classes"].as<std::string>() : "");
-  rn::ImageInput input(model.preprocessing());
-  // Every image is read first: a bad file stops the run before any output.
-  std::vector<float> images(paths.size() * size_t(input.floats()));
-  for (size_t i = 0; i < paths.size(); ++i) input.load(paths[i], images.data() + i * size_t(input.floats()));
-  std::vector<float> logits(paths.size() * size_t(model.num_classes()));
-  model.logits(images.data(), int64_t(paths.size()), input.size(), input.size(), logits.data());
-  const rn::CheckpointInfo& ck = model.info();
+  const bool json = vm.count("json") > 0;
+  const int threads = vm["threads"].as<int>();
   nlohmann::json results = nlohmann::json::array();
-  for (size_t i = 0; i < paths.size(); ++i) {
-    const auto best = rn::top_k(logits.data() + i * size_t(model.num_classes()), model.num_classes(), top);
-    if (vm.count("json"))
-      results.push_back(rn::to_json(paths[i], best, names));
-    else
-      std::cout << rn::format_text(paths[i], best, names);
+  std::string text;
+  rn::run_jpeg_inference(model, paths, threads > 0 ? threads : omp_get_max_threads(),
+                         [&](size_t i, const float* logits) {
+                           const auto best = rn::top_k(logits, model.num_classes(), top);
+                           if (json)
+                             results.push_back(rn::to_json(paths[i], best, names));
+                           else
+                             text += rn::format_text(paths[i], best, names);
+                         });
+  const rn::CheckpointInfo& ck = model.info();
+  if (!json) {
+    std::cout << text << std::flush;
+    return 0;
   }
-  if (vm.count("json"))
-    std::cout << nlohmann::json{{"checkpoint", ck.path},
-                                {"arch", ck.arch},
-                                {"step", ck.state.step},
-                                {"image_size", input.size()},
-                                {"images", results}}
-                     .dump()
-              << std::endl;
+  std::cout << nlohmann::json{{"checkpoint", ck.path},
+                              {"arch", ck.arch},
+                              {"step", ck.state.step},
+                              {"image_size", model.preprocessing().out_size},
+                              {"images", results}}
+                   .dump()
+            << std::endl;
   return 0;
 }
 

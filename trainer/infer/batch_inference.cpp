@@ -99,30 +99,19 @@ BatchInferenceResult run_batch_inference(CheckpointModel& model, const std::stri
       h5::H5Id set(
           H5_CHECK(H5Dcreate2(f, "logits", H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)),
           H5Dclose);
-      const int64_t batch = model.batch();
-      // Two image buffers: the next chunk is read from the file while the
-      // device runs the current one.
-      std::vector<float> images[2], logits(size_t(batch * k));
-      for (auto& im : images) im.resize(size_t(batch * per_image));
-      auto read = [&](int64_t first, std::vector<float>& to) {
-        const int64_t count = std::min(batch, in.n - first);
+      auto read = [&](int64_t first, int64_t count, float* host) {
         h5::H5Id src = rows_space(in.set.get(), first, count);
         h5::H5Id src_mem = memory_space(count, per_image);
-        if (H5Dread(in.set.get(), H5T_NATIVE_FLOAT, src_mem.get(), src.get(), H5P_DEFAULT, to.data()) < 0)
+        if (H5Dread(in.set.get(), H5T_NATIVE_FLOAT, src_mem.get(), src.get(), H5P_DEFAULT, host) < 0)
           throw UserError(fmt::format("--input {}: images {}..{} cannot be read (truncated or damaged file?)", input,
                                       first, first + count - 1));
-        return count;
       };
-      if (in.n > 0) model.submit(images[0].data(), read(0, images[0]), int(in.h), int(in.w));
-      for (int64_t first = 0, i = 0; first < in.n; first += batch, i ^= 1) {
-        const int64_t count = std::min(batch, in.n - first), next = first + batch;
-        const int64_t next_count = next < in.n ? read(next, images[i ^ 1]) : 0;
-        model.collect(logits.data());
-        if (next_count > 0) model.submit(images[i ^ 1].data(), next_count, int(in.h), int(in.w));
+      auto write = [&](int64_t first, int64_t count, const float* logits) {
         h5::H5Id dst = rows_space(set.get(), first, count);
         h5::H5Id dst_mem = memory_space(count, k);
-        H5_CHECK(H5Dwrite(set.get(), H5T_NATIVE_FLOAT, dst_mem.get(), dst.get(), H5P_DEFAULT, logits.data()));
-      }
+        H5_CHECK(H5Dwrite(set.get(), H5T_NATIVE_FLOAT, dst_mem.get(), dst.get(), H5P_DEFAULT, logits));
+      };
+      model.run(in.n, int(in.h), int(in.w), read, write);
       const CheckpointInfo& ck = model.info();
       h5::set_attr(f, "checkpoint", ck.path);
       h5::set_attr(f, "arch", ck.arch);

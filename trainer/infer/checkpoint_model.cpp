@@ -54,33 +54,54 @@ void CheckpointModel::prepare(int64_t n, int h, int w) {
   if (inputs_ && input_shape_[2] == h && input_shape_[3] == w) return;
   input_shape_ = Shape{std::min(batch_, n), 3, h, w};
   inputs_ = be_->make_upload_ring(input_shape_);
+  for (auto& b : host_images_) b.assign(size_t(input_shape_.numel()), 0.f);
   batch_logits_.resize(size_t(input_shape_[0] * ck_.num_classes));
 }
 
-void CheckpointModel::logits(const float* images, int64_t n, int h, int w, float* out) {
+void CheckpointModel::run(int64_t n, int h, int w, const std::function<void(int64_t, int64_t, float*)>& read,
+                          const std::function<void(int64_t, int64_t, const float*)>& done) {
   if (n <= 0) return;
   prepare(n, h, w);
-  const int64_t b = input_shape_[0], per_image = 3 * int64_t(h) * w;
-  for (int64_t first = 0; first < n; first += b) {
-    submit(images + first * per_image, std::min(b, n - first), h, w);
-    collect(out + first * ck_.num_classes);
+  const int64_t b = input_shape_[0];
+  auto chunk = [&](int64_t first) { return std::min(b, n - first); };
+  try {
+    read(0, chunk(0), host_images_[0].data());
+    submit(host_images_[0].data(), chunk(0));
+    for (int64_t first = 0, i = 0; first < n; first += b, i ^= 1) {
+      // The next chunk is read while the device runs this one.
+      const int64_t next = first + b;
+      if (next < n) read(next, chunk(next), host_images_[i ^ 1].data());
+      collect(batch_logits_.data());
+      if (next < n) submit(host_images_[i ^ 1].data(), chunk(next));
+      done(first, chunk(first), batch_logits_.data());
+    }
+  } catch (...) {
+    if (submitted_) collect(batch_logits_.data());  // leave nothing queued on the device
+    throw;
   }
 }
 
-void CheckpointModel::submit(const float* images, int64_t count, int h, int w) {
-  prepare(count, h, w);
+void CheckpointModel::logits(const float* images, int64_t n, int h, int w, float* out) {
+  const int64_t per_image = 3 * int64_t(h) * w, k = ck_.num_classes;
+  run(
+      n, h, w,
+      [&](int64_t first, int64_t count, float* host) {
+        std::copy_n(images + first * per_image, count * per_image, host);
+      },
+      [&](int64_t first, int64_t count, const float* l) { std::copy_n(l, count * k, out + first * k); });
+}
+
+void CheckpointModel::submit(const float* images, int64_t count) {
   RN_CHECK(count >= 1 && count <= input_shape_[0],
-           fmt::format("CheckpointModel::submit of {} images: the forward batch for {}x{} is {}", count, h, w,
-                       input_shape_[0]));
+           fmt::format("CheckpointModel::submit of {} images: the forward batch is {}", count, input_shape_[0]));
   submitted_ = &model_->forward(inputs_->upload(images, count), Mode::kEval);
-  submitted_count_ = count;
 }
 
 void CheckpointModel::collect(float* out) {
   RN_CHECK(submitted_ != nullptr, "CheckpointModel::collect without a submitted batch");
-  be_->to_host(*submitted_, batch_logits_.data());
-  std::copy_n(batch_logits_.begin(), submitted_count_ * ck_.num_classes, out);
-  submitted_ = nullptr;
+  const Tensor* logits = submitted_;
+  submitted_ = nullptr;  // a failing copy is not retried
+  be_->to_host(*logits, out);
 }
 
 }  // namespace rn

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,21 +37,22 @@ class CheckpointModel {
   // data.val_resize, centre data.image_size crop, data.mean/std.
   data::AugmentOptions preprocessing() const;
 
-  // images: n x 3 x h x w plain floats, normalised; writes n x classes
-  // logits. The first call (and any with another h, w) fixes the forward
-  // batch at min(batch(), n); a shorter chunk is padded with zeros and the
-  // padding's outputs dropped (see UploadRing), so one set of kernels serves
-  // every call.
-  void logits(const float* images, int64_t n, int h, int w, float* out);
+  // Runs n images of h x w through the network a batch at a time, with two
+  // host buffers of batch() images used in turn: read(first, count, host)
+  // writes images [first, first + count) (3 x h x w normalised floats each)
+  // into `host` while the device runs the batch before
+  // (on a GPU; the CPU computes in between); done(first, count, logits)
+  // receives their count x classes logits, in order. The forward batch is
+  // min(batch(), n) for the first call with an h x w (a later, larger n
+  // keeps it); a short chunk is padded with zeros and the padding's outputs
+  // dropped (see UploadRing), so one set of kernels serves every call.
+  // Exceptions from read or done propagate (nothing is left queued).
+  void run(int64_t n, int h, int w, const std::function<void(int64_t first, int64_t count, float* host)>& read,
+           const std::function<void(int64_t first, int64_t count, const float* logits)>& done);
 
-  // The same in two halves, so that the caller can prepare the next chunk
-  // while the device runs this one: submit() uploads `count` images (at
-  // most the forward batch logits() would fix) and queues their forward
-  // pass; on a GPU it returns before the device is done. collect() waits
-  // and writes their count x classes logits. The images must stay as they
-  // are until collect() returns; one submit() at a time.
-  void submit(const float* images, int64_t count, int h, int w);
-  void collect(float* out);
+  // run() on images already in memory: n x 3 x h x w plain floats,
+  // normalised; writes n x classes logits to out.
+  void logits(const float* images, int64_t n, int h, int w, float* out);
 
  private:
   CheckpointInfo ck_;
@@ -61,12 +63,18 @@ class CheckpointModel {
   // The forward batch for h x w images: fixed at min(batch(), n) by the
   // first call with that size.
   void prepare(int64_t n, int h, int w);
+  // Uploads `count` images and queues their forward pass (on a GPU it
+  // returns before the device is done); collect() waits and writes their
+  // forward batch x classes logits (the padding's too). One batch in
+  // flight at a time.
+  void submit(const float* images, int64_t count);
+  void collect(float* out);
 
   std::unique_ptr<UploadRing> inputs_;  // [batch, 3, h, w] of the last call's size
   Shape input_shape_;
+  std::vector<float> host_images_[2];  // run()'s read buffers, [batch, 3, h, w] each
   std::vector<float> batch_logits_;    // [batch, classes]
   const Tensor* submitted_ = nullptr;  // the logits submit() queued, until collect()
-  int64_t submitted_count_ = 0;
 };
 
 }  // namespace rn

@@ -11,10 +11,7 @@ namespace rn {
 namespace {
 
 std::vector<uint8_t> read_file(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw UserError("image " + path + " does not exist; check the path");
-  if (std::filesystem::is_directory(path, ec))
-    throw UserError("image " + path + " is a directory; give JPEG files (e.g. " + path + "/*.JPEG)");
+  check_image_file(path);
   std::ifstream in(path, std::ios::binary);
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad() || !in.is_open()) throw UserError("image " + path + " cannot be read; check its permissions");
@@ -22,6 +19,13 @@ std::vector<uint8_t> read_file(const std::string& path) {
 }
 
 }  // namespace
+
+void check_image_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw UserError("image " + path + " does not exist; check the path");
+  if (std::filesystem::is_directory(path, ec))
+    throw UserError("image " + path + " is a directory; give JPEG files (e.g. " + path + "/*.JPEG)");
+}
 
 ImageInput::ImageInput(const data::AugmentOptions& o) : aug_(o) {}
 

@@ -13,6 +13,10 @@
 
 namespace rn {
 
+// Throws UserError when `path` does not exist or is a directory (what
+// load() checks first, without reading the file).
+void check_image_file(const std::string& path);
+
 class ImageInput {
  public:
   // o.kind must be a deterministic kind (kCenter).
