@@ -68,7 +68,7 @@ StepResult run_step(Backend& be, const NetCase& c, float loss_scale) {
   // Activation gradients on storage that turns NaN when handed back: a
   // kernel reading one after its release, or writing only part of one,
   // shows as NaN or a mismatch instead of depending on stale contents.
-  GradPool grads(be, /*poison=*/true);
+  TensorPool grads(be, /*poison=*/true);
   ResNet net(be, arch, kClasses, c.shortcut);
   net.set_grad_pool(&grads);
   net.initialize(/*seed=*/17, /*zero_init_residual=*/false);

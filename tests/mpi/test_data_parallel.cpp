@@ -138,7 +138,7 @@ TEST(DataParallel, PoolGrowthDuringAnOverlappedBackwardIsAnError) {
   src.fill(0, uint64_t(world.rank()) * kPerRank, mine);
   r.step(mine, &dp, nullptr);
   r.step(mine, &dp, nullptr);  // the pool's storage is all there: no error
-  GradPool fresh(*r.be);
+  TensorPool fresh(*r.be);
   r.model->set_grad_pool(&fresh);
   EXPECT_THROW(r.step(mine, &dp, nullptr), InternalError);
   r.model->set_grad_pool(nullptr);

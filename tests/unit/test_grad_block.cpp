@@ -6,7 +6,7 @@
 // batch statistics of every BN are part of the differentiated function.
 // Checks y, dx and the gradient of every parameter, all by finite
 // differences in full (about 3 s for the six blocks). Each block runs with
-// its own gradient tensors and with a GradPool (as in a ResNet), where a
+// its own gradient tensors and with a TensorPool (as in a ResNet), where a
 // gradient handed back too early is overwritten by a later layer's.
 #include <gtest/gtest.h>
 
@@ -106,7 +106,7 @@ TEST_P(ResidualBlockLayerGradient, ForwardAndBackwardMatchReference) {
   ParamStore ps;
   ResidualBlock block(*be, ps, "blk", c.type, c.c_in, c.planes, c.stride, c.shortcut);
   ps.allocate(*be);
-  GradPool pool(*be, /*poison=*/true);  // a gradient read after its release turns NaN
+  TensorPool pool(*be, /*poison=*/true);  // a gradient read after its release turns NaN
   if (pooled) block.set_grad_pool(&pool);
   ASSERT_EQ(block.has_projection(), c.expect_projection);
   const int c_out = c.type == BlockType::kBasic ? c.planes : 4 * c.planes;

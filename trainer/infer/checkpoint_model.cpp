@@ -43,7 +43,9 @@ CheckpointModel::CheckpointModel(const std::string& path, int64_t batch, const B
     : ck_(read_checkpoint_info(path)), cfg_(stored_config(ck_)), batch_(std::max<int64_t>(1, batch)) {
   const ModelChoice m = resolve_model(cfg_.model);
   be_ = make_backend(device);
+  activations_ = std::make_unique<TensorPool>(*be_);
   model_ = std::make_unique<ResNet>(*be_, m.arch, ck_.num_classes, m.shortcut);
+  model_->set_output_pool(activations_.get());
   load_model_weights(ck_, *model_, *be_, WeightMatch::kExact);
 }
 

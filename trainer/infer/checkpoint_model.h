@@ -1,7 +1,8 @@
 // A checkpoint's model ready for inference: the network it names (arch,
 // classes and shortcut from the checkpoint and its stored configuration)
 // with its weights loaded, run in eval mode (BN with running statistics,
-// so every image's logits are independent of the rest of its batch).
+// so every image's logits are independent of the rest of its batch), with
+// its activations in a pool (ResNet::set_output_pool): a few at a time.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +60,7 @@ class CheckpointModel {
   Config cfg_;
   int64_t batch_;
   std::unique_ptr<Backend> be_;
+  std::unique_ptr<TensorPool> activations_;  // the network's outputs (inference only)
   std::unique_ptr<ResNet> model_;
   // The forward batch for h x w images: fixed at min(batch(), n) by the
   // first call with that size.

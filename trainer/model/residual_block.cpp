@@ -36,13 +36,23 @@ ResidualBlock::ResidualBlock(Backend& be, ParamStore& ps, const std::string& pre
   }
 }
 
-void ResidualBlock::set_grad_pool(GradPool* pool) {
+std::vector<Module*> ResidualBlock::parts() const {
+  std::vector<Module*> m;
+  for (auto& c : convs_) m.push_back(c.get());
+  for (auto& b : bns_) m.push_back(b.get());
+  for (Module* s : std::initializer_list<Module*>{proj_conv_.get(), proj_bn_.get(), pad_.get()})
+    if (s) m.push_back(s);
+  return m;
+}
+
+void ResidualBlock::set_grad_pool(TensorPool* pool) {
   Module::set_grad_pool(pool);
-  for (auto& c : convs_) c->set_grad_pool(pool);
-  for (auto& b : bns_) b->set_grad_pool(pool);
-  if (proj_conv_) proj_conv_->set_grad_pool(pool);
-  if (proj_bn_) proj_bn_->set_grad_pool(pool);
-  if (pad_) pad_->set_grad_pool(pool);
+  for (Module* m : parts()) m->set_grad_pool(pool);
+}
+
+void ResidualBlock::set_output_pool(TensorPool* pool) {
+  Module::set_output_pool(pool);
+  for (Module* m : parts()) m->set_output_pool(pool);
 }
 
 void ResidualBlock::set_frozen_bn(bool frozen) {
@@ -76,17 +86,35 @@ int64_t ResidualBlock::macs(const Shape& in) const {
 }
 
 const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
+  // Inner outputs from an output pool go back as soon as their consumer is
+  // queued (done() is a no-op without one); x stays until the shortcut.
   const size_t last = convs_.size() - 1;
   const Tensor* h = &x;
-  for (size_t i = 0; i < last; ++i) h = &bns_[i]->forward(convs_[i]->forward(*h, mode), mode);
+  for (size_t i = 0; i < last; ++i) {
+    const Tensor& c = convs_[i]->forward(*h, mode);
+    if (h != &x) done(*h);
+    h = &bns_[i]->forward(c, mode);
+    done(c);
+  }
   const Tensor& c = convs_[last]->forward(*h, mode);
-  if (shortcut_ == ShortcutType::kNone) return bns_[last]->forward(c, mode);  // relu(bn(c))
-
+  if (h != &x) done(*h);
+  if (shortcut_ == ShortcutType::kNone) {
+    const Tensor& y = bns_[last]->forward(c, mode);  // relu(bn(c))
+    done(c);
+    return y;
+  }
   const Tensor* s = &x;
-  if (proj_conv_) s = &proj_bn_->forward(proj_conv_->forward(x, mode), mode);
+  if (proj_conv_) {
+    const Tensor& p = proj_conv_->forward(x, mode);
+    s = &proj_bn_->forward(p, mode);
+    done(p);
+  }
   if (pad_) s = &pad_->forward(x, mode);
   cur_ = &plans_.get(x.shape(), [] { return Plan{}; });
-  return bns_[last]->forward_add(c, *s, mode);  // relu(bn(c) + s) in one kernel
+  const Tensor& y = bns_[last]->forward_add(c, *s, mode);  // relu(bn(c) + s) in one kernel
+  done(c);
+  if (s != &x) done(*s);
+  return y;
 }
 
 const Tensor& ResidualBlock::backward(const Tensor& dy) {

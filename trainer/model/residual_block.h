@@ -21,10 +21,13 @@ class ResidualBlock : public Module {
                 int64_t stride, ShortcutType shortcut);
   Shape output_shape(const Shape& in) const override;
   const Tensor& forward(const Tensor& x, Mode mode) override;
-  // With a GradPool, hands back every gradient it takes from the pool but
+  // With a TensorPool, hands back every gradient it takes from the pool but
   // the one it returns; dy stays the caller's.
   const Tensor& backward(const Tensor& dy) override;
-  void set_grad_pool(GradPool* pool) override;
+  void set_grad_pool(TensorPool* pool) override;
+  // With a pool, forward hands back every inner output once read; the
+  // block's input stays the caller's.
+  void set_output_pool(TensorPool* pool) override;
   int64_t macs(const Shape& in) const override;
   std::string kind() const override;
   int64_t c_out() const { return c_out_; }
@@ -39,9 +42,14 @@ class ResidualBlock : public Module {
   struct Plan {
     Tensor dx;  // see Module::set_grad_pool
   };
+  std::vector<Module*> parts() const;  // every module of the block
   // Hands a gradient back to the pool (no-op without one).
   void drop(const Tensor& t) {
     if (grad_pool_) grad_pool_->release(t);
+  }
+  // The same for an inner output of an inference-only forward.
+  void done(const Tensor& t) {
+    if (output_pool_) output_pool_->release(t);
   }
   Backend& be_;
   BlockType type_;

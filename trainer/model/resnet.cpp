@@ -36,11 +36,22 @@ ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutT
   set_grad_pool(nullptr);
 }
 
-void ResNet::set_grad_pool(GradPool* pool) {
+std::vector<Module*> ResNet::parts() const {
+  std::vector<Module*> m;
+  for (Module* s : std::initializer_list<Module*>{conv1_.get(), bn1_.get(), maxpool_.get(), avgpool_.get(), fc_.get()})
+    if (s) m.push_back(s);
+  for (auto& b : blocks_) m.push_back(b.get());
+  return m;
+}
+
+void ResNet::set_grad_pool(TensorPool* pool) {
   Module::set_grad_pool(pool ? pool : &grads_);
-  for (Module* m : std::initializer_list<Module*>{conv1_.get(), bn1_.get(), maxpool_.get(), avgpool_.get(), fc_.get()})
-    if (m) m->set_grad_pool(grad_pool_);
-  for (auto& b : blocks_) b->set_grad_pool(grad_pool_);
+  for (Module* m : parts()) m->set_grad_pool(grad_pool_);
+}
+
+void ResNet::set_output_pool(TensorPool* pool) {
+  Module::set_output_pool(pool);
+  for (Module* m : parts()) m->set_output_pool(pool);
 }
 
 Shape ResNet::output_shape(const Shape& in) const { return Shape{in[0], classes_}; }
@@ -55,19 +66,38 @@ const Tensor& ResNet::forward(const Tensor& x, Mode mode) {
     be_.copy(x, t);
     in = &t;
   }
-  const Tensor* h = &bn1_->forward(conv1_->forward(*in, mode), mode);
-  if (maxpool_) h = &maxpool_->forward(*h, mode);
-  for (auto& b : blocks_) h = &b->forward(*h, mode);
-  return fc_->forward(avgpool_->forward(*h, mode), mode);
+  // With an output pool, each module's input goes back once it is read
+  // (except the images), and the last logits once this forward starts.
+  TensorPool* pool = output_pool_;
+  if (pool && !logits_.empty()) {
+    pool->release(logits_);
+    logits_ = Tensor();
+  }
+  auto step = [&](Module& m, const Tensor* h) {
+    const Tensor& y = m.forward(*h, mode);
+    if (pool && h != in) pool->release(*h);
+    return &y;
+  };
+  const Tensor* h = step(*bn1_, step(*conv1_, in));
+  if (maxpool_) h = step(*maxpool_, h);
+  for (auto& b : blocks_) h = step(*b, h);
+  h = step(*fc_, step(*avgpool_, h));
+  if (pool) {
+    logits_ = *h;
+    RN_CHECK(pool->held() == 1,
+             std::to_string(pool->held()) + " activations held after a forward, not just the logits");
+  }
+  return *h;
 }
 
 const Tensor& ResNet::backward(const Tensor& dy) {
+  RN_CHECK(output_pool_ == nullptr, "backward of an inference-only network (it has an output pool)");
   auto ready = [&](size_t offset) {
     if (grad_ready_) grad_ready_(offset);
   };
   // Every module's input gradient comes from the pool and goes back once
   // the module before has read it (dy is the caller's).
-  GradPool& pool = *grad_pool_;
+  TensorPool& pool = *grad_pool_;
   auto back = [&](Module& m, const Tensor* d) {
     const Tensor& next = m.backward(*d);
     if (d != &dy) pool.release(*d);

@@ -59,10 +59,16 @@ class ResNet : public Module {
   std::vector<SummaryRow> summary(int64_t image_size) const;
   // The network takes every module's input gradient from its own pool
   // unless given another (nullptr: its own again), which must outlive it.
-  void set_grad_pool(GradPool* pool) override;
-  // Storage of the activation gradients (see GradPool): its size once a
+  void set_grad_pool(TensorPool* pool) override;
+  // Storage of the activation gradients (see TensorPool): its size once a
   // backward pass has run.
-  const GradPool& grad_pool() const { return *grad_pool_; }
+  const TensorPool& grad_pool() const { return *grad_pool_; }
+  // Inference only (resnet-infer): with a pool, every module's output comes
+  // from it and goes back once the next module has read it, so a forward
+  // holds a few activations instead of every layer's; the logits stay held
+  // until the next forward. backward is then an error. Set once, before
+  // the first forward; the pool outlives the network.
+  void set_output_pool(TensorPool* pool) override;
 
  private:
   Backend& be_;
@@ -77,9 +83,11 @@ class ResNet : public Module {
   std::unique_ptr<GlobalAvgPool> avgpool_;
   std::unique_ptr<Linear> fc_;
   std::vector<size_t> block_offsets_;  // first parameter offset of each block
+  std::vector<Module*> parts() const;  // every module of the network
   std::function<void(size_t)> grad_ready_;
   ShapeCache<Tensor> inputs_;  // the input in the activations' layout/dtype, where they differ
-  GradPool grads_;             // the default pool of every module's input gradient
+  TensorPool grads_;           // the default pool of every module's input gradient
+  Tensor logits_;              // with an output pool: the last forward's, still held
 };
 
 }  // namespace rn

@@ -29,7 +29,6 @@ BatchNorm2d::Plan BatchNorm2d::make_plan(const Tensor& x) {
   Plan p;
   p.kernel = be_.make_batchnorm(x.shape(), x.layout(), x.dtype(), eps_, tail_,
                                 /*global_stats=*/frozen_);
-  p.y = be_.allocate(x.shape(), x.layout(), x.dtype());
   return p;
 }
 
@@ -49,23 +48,24 @@ const Tensor& BatchNorm2d::run_forward(const Tensor& x, const Tensor* z, Mode mo
   cur_ = &plans_.get(x.shape(), [&] { return make_plan(x); });
   x_ = x;
   z_ = z;
+  Tensor& y = output_tensor(be_, cur_->y, x.shape(), x.layout(), x.dtype());
   if (mode == Mode::kEval) {
-    cur_->kernel->forward_inference(x, gamma_->value, beta_->value, rmean_->value, rvar_->value, cur_->y, z);
-    return cur_->y;
+    cur_->kernel->forward_inference(x, gamma_->value, beta_->value, rmean_->value, rvar_->value, y, z);
+    return y;
   }
   if (frozen_) {
     // Normalise with the running statistics; they stay as they are.
-    cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, rmean_->value, rvar_->value, z);
-    return cur_->y;
+    cur_->kernel->forward_training(x, gamma_->value, beta_->value, y, rmean_->value, rvar_->value, z);
+    return y;
   }
-  cur_->kernel->forward_training(x, gamma_->value, beta_->value, cur_->y, mean_, var_, z);
+  cur_->kernel->forward_training(x, gamma_->value, beta_->value, y, mean_, var_, z);
   // Running statistics as PyTorch keeps them: the variance is unbiased.
   const double count = double(x.shape()[0]) * double(x.shape()[2]) * double(x.shape()[3]);
   const float unbias = count > 1 ? float(count / (count - 1)) : 1.f;
   be_.axpby(1.f - momentum_, rmean_->value, momentum_, mean_);
   be_.axpby(1.f - momentum_, rvar_->value, momentum_ * unbias, var_);
   be_.axpby(1.f, nbt_->value, 1.f, one_);  // num_batches_tracked += 1
-  return cur_->y;
+  return y;
 }
 
 const Tensor& BatchNorm2d::backward(const Tensor& dy) {

@@ -32,7 +32,7 @@ class BatchNorm2d : public Module {
   // BnTail::kAddRelu: y = relu(bn(x) + z); z stays referenced until backward.
   const Tensor& forward_add(const Tensor& x, const Tensor& z, Mode mode);
   // dx; with BnTail::kAddRelu, dz() holds the residual input's gradient after
-  // it (with a GradPool, a second tensor from the pool for the caller to
+  // it (with a TensorPool, a second tensor from the pool for the caller to
   // release).
   const Tensor& backward(const Tensor& dy) override;
   const Tensor& dz() const { return cur_->dz; }
@@ -50,7 +50,7 @@ class BatchNorm2d : public Module {
  private:
   struct Plan {
     std::unique_ptr<BatchNormKernel> kernel;
-    Tensor y, dx, dz;  // dz: kAddRelu only; dx, dz: see Module::set_grad_pool
+    Tensor y, dx, dz;  // dz: kAddRelu only; see Module::set_output_pool, set_grad_pool
   };
   Plan make_plan(const Tensor& x);
   const Tensor& run_forward(const Tensor& x, const Tensor* z, Mode mode);

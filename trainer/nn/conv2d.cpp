@@ -26,15 +26,16 @@ Conv2d::Plan Conv2d::make_plan(const Tensor& x) {
   const Layout yl = be_.activation_layout(c_out_);
   Plan p;
   p.kernel = be_.make_conv(g, x.layout(), yl, need_dx_);
-  p.y = be_.allocate(output_shape(x.shape()), yl, be_.activation_dtype());
+  p.y_layout = yl;
   return p;
 }
 
 const Tensor& Conv2d::forward(const Tensor& x, Mode) {
   cur_ = &plans_.get(x.shape(), [&] { return make_plan(x); });
   x_ = x;
-  cur_->kernel->forward(x, w_->value, cur_->y);
-  return cur_->y;
+  Tensor& y = output_tensor(be_, cur_->y, output_shape(x.shape()), cur_->y_layout, be_.activation_dtype());
+  cur_->kernel->forward(x, w_->value, y);
+  return y;
 }
 
 const Tensor& Conv2d::backward(const Tensor& dy) {

@@ -27,7 +27,8 @@ class Conv2d : public Module {
  private:
   struct Plan {
     std::unique_ptr<ConvKernel> kernel;
-    Tensor y, dx;  // dx: see Module::set_grad_pool
+    Layout y_layout;
+    Tensor y, dx;  // see Module::set_output_pool, set_grad_pool
   };
   Plan make_plan(const Tensor& x);
 

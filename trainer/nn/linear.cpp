@@ -13,13 +13,11 @@ Linear::Linear(Backend& be, ParamStore& ps, const std::string& name, int64_t in,
 const Tensor& Linear::forward(const Tensor& x, Mode) {
   RN_CHECK(x.shape().rank() == 2 && x.shape()[1] == in_,
            w_->name + " expects [N, " + std::to_string(in_) + "], got " + x.shape().str());
-  cur_ = &plans_.get(x.shape(), [&] {
-    return Plan{be_.make_linear(x.shape()[0], in_, out_), be_.allocate(Shape{x.shape()[0], out_}, Layout::kNC),
-                Tensor()};
-  });
+  cur_ = &plans_.get(x.shape(), [&] { return Plan{be_.make_linear(x.shape()[0], in_, out_), Tensor(), Tensor()}; });
   x_ = x;
-  cur_->kernel->forward(x, w_->value, b_->value, cur_->y);
-  return cur_->y;
+  Tensor& y = output_tensor(be_, cur_->y, Shape{x.shape()[0], out_}, Layout::kNC, DType::kF32);
+  cur_->kernel->forward(x, w_->value, b_->value, y);
+  return y;
 }
 
 const Tensor& Linear::backward(const Tensor& dy) {

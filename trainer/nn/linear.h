@@ -23,7 +23,7 @@ class Linear : public Module {
  private:
   struct Plan {
     std::unique_ptr<LinearKernel> kernel;
-    Tensor y, dx;  // dx: see Module::set_grad_pool
+    Tensor y, dx;  // see Module::set_output_pool, set_grad_pool
   };
   Backend& be_;
   Param *w_, *b_;

@@ -3,15 +3,15 @@
 // A module owns its output tensors (allocated the first time it sees an
 // input shape, then reused) and remembers what backward needs from forward.
 // forward returns a reference to a tensor the module owns; it stays valid
-// until the next call with a different shape. Input gradients: see
-// set_grad_pool.
+// until the next call with a different shape. Outputs of an inference-only
+// network: see set_output_pool; input gradients: see set_grad_pool.
 #pragma once
 
 #include <string>
 
 #include "trainer/backend/backend.h"
-#include "trainer/nn/grad_pool.h"
 #include "trainer/nn/param_store.h"
+#include "trainer/nn/tensor_pool.h"
 
 namespace rn {
 
@@ -36,22 +36,41 @@ class Module {
   // backward and keeps. With one (a network that runs backward over a chain
   // of modules sets it on all of them, before the first backward): a tensor
   // taken from the pool at each backward, which the caller hands back
-  // (GradPool::release) once it has consumed it. The pool outlives the
+  // (TensorPool::release) once it has consumed it. The pool outlives the
   // module; composite modules pass it on to their parts.
-  virtual void set_grad_pool(GradPool* pool) { grad_pool_ = pool; }
+  virtual void set_grad_pool(TensorPool* pool) { grad_pool_ = pool; }
+
+  // Where forward puts its output. Without a pool (training: backward
+  // reads every layer's output or input): a tensor the module allocates
+  // the first time it sees an input shape and keeps. With one (a network
+  // that only runs eval forwards sets it on all of its modules): a tensor
+  // taken from the pool at each forward, which the caller hands back once
+  // it has consumed it; backward is then not allowed. Composite modules
+  // pass it on to their parts and hand back their inner tensors.
+  virtual void set_output_pool(TensorPool* pool) { output_pool_ = pool; }
 
  protected:
   // The tensor this backward writes its input gradient into, with the
   // shape, layout and dtype of `like` (see set_grad_pool); `own` is the
   // module's slot for it, also holding the pool's tensor while it is out.
   Tensor& grad_like(Backend& be, Tensor& own, const Tensor& like) {
-    if (grad_pool_)
-      own = grad_pool_->acquire(like.shape(), like.layout(), like.dtype());
+    return take(grad_pool_, be, own, like.shape(), like.layout(), like.dtype());
+  }
+  // The tensor this forward writes its output into (see set_output_pool).
+  Tensor& output_tensor(Backend& be, Tensor& own, const Shape& shape, Layout layout, DType dtype) {
+    return take(output_pool_, be, own, shape, layout, dtype);
+  }
+  TensorPool* grad_pool_ = nullptr;
+  TensorPool* output_pool_ = nullptr;
+
+ private:
+  static Tensor& take(TensorPool* pool, Backend& be, Tensor& own, const Shape& shape, Layout layout, DType dtype) {
+    if (pool)
+      own = pool->acquire(shape, layout, dtype);
     else if (own.empty())
-      own = be.allocate(like.shape(), like.layout(), like.dtype());
+      own = be.allocate(shape, layout, dtype);
     return own;
   }
-  GradPool* grad_pool_ = nullptr;
 };
 
 }  // namespace rn

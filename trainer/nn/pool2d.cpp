@@ -24,22 +24,25 @@ const Tensor& Pool2d::forward(const Tensor& x, Mode mode) {
     const PoolGeom g = geom(x.shape());
     Plan p;
     p.kernel = be_.make_pool(g, x.layout(), x.layout());
+    p.y_shape = Shape{g.n, g.c, g.h_out(), g.w_out()};
+    p.y_layout = x.layout();
     // The global pool hands fp32 features to the classifier whatever the
     // activations' dtype (mixed precision keeps the fc in fp32).
-    p.y = be_.allocate(Shape{g.n, g.c, g.h_out(), g.w_out()}, x.layout(), global_ ? DType::kF32 : x.dtype());
-    // A 1x1 map in nChw{8,16}c or NHWC is laid out exactly as row-major [N, C].
-    p.y_out = global_ ? p.y.view(Shape{g.n, g.c}, Layout::kNC) : p.y;
+    p.y_dtype = global_ ? DType::kF32 : x.dtype();
     return p;
   });
   x_ = x;
-  cur_->kernel->forward(x, cur_->y, mode == Mode::kTrain);
+  Tensor& y = output_tensor(be_, cur_->y, cur_->y_shape, cur_->y_layout, cur_->y_dtype);
+  cur_->kernel->forward(x, y, mode == Mode::kTrain);
+  // A 1x1 map in nChw{8,16}c or NHWC is laid out exactly as row-major [N, C].
+  cur_->y_out = global_ ? y.view(Shape{y.shape()[0], y.shape()[1]}, Layout::kNC) : y;
   return cur_->y_out;
 }
 
 const Tensor& Pool2d::backward(const Tensor& dy) {
   RN_CHECK(cur_ != nullptr, "pooling backward before forward");
   // dy may arrive as [N, C] for the global pool: same bytes as [N, C, 1, 1].
-  const Tensor dy4 = global_ ? dy.view(cur_->y.shape(), cur_->y.layout()) : dy;
+  const Tensor dy4 = global_ ? dy.view(cur_->y_shape, cur_->y_layout) : dy;
   cur_->kernel->backward(dy4, grad_like(be_, cur_->dx, x_));
   return cur_->dx;
 }

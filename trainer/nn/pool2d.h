@@ -22,7 +22,12 @@ class Pool2d : public Module {
  private:
   struct Plan {
     std::unique_ptr<PoolKernel> kernel;
-    Tensor y, y_out, dx;  // y_out: y as the module's output (kNC view when global); dx: see Module::set_grad_pool
+    Shape y_shape;
+    Layout y_layout;
+    DType y_dtype;
+    // y_out: y as the module's output (kNC view when global); see
+    // Module::set_output_pool, set_grad_pool.
+    Tensor y, y_out, dx;
   };
   PoolGeom geom(const Shape& in) const;
   Backend& be_;

@@ -11,11 +11,12 @@ Shape ShortcutPad::output_shape(const Shape& in) const {
 const Tensor& ShortcutPad::forward(const Tensor& x, Mode) {
   cur_ = &plans_.get(x.shape(), [&] {
     RN_CHECK(x.shape().rank() == 4 && x.shape()[1] <= c_out_, "pad shortcut input " + x.shape().str());
-    return Plan{be_.allocate(output_shape(x.shape()), be_.activation_layout(c_out_), x.dtype()), Tensor()};
+    return Plan{};
   });
   x_ = x;
-  be_.shortcut_pad_forward(x, cur_->y, stride_);
-  return cur_->y;
+  Tensor& y = output_tensor(be_, cur_->y, output_shape(x.shape()), be_.activation_layout(c_out_), x.dtype());
+  be_.shortcut_pad_forward(x, y, stride_);
+  return y;
 }
 
 const Tensor& ShortcutPad::backward(const Tensor& dy) {

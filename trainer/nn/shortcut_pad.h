@@ -17,7 +17,7 @@ class ShortcutPad : public Module {
 
  private:
   struct Plan {
-    Tensor y, dx;  // dx: see Module::set_grad_pool
+    Tensor y, dx;  // see Module::set_output_pool, set_grad_pool
   };
   Backend& be_;
   int64_t c_out_, stride_;

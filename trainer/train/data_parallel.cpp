@@ -56,7 +56,7 @@ void DataParallel::broadcast_weights() {
 }
 
 void DataParallel::begin_backward() {
-  // The first backward grows the model's gradient pool (GradPool; device
+  // The first backward grows the model's gradient pool (TensorPool; device
   // allocations on a GPU), so nothing is all-reduced until it ends: an
   // allocation that synchronises the device would wait for NCCL kernels
   // that wait for the other ranks. Later steps (same batch shape, same

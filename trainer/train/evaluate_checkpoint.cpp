@@ -22,7 +22,9 @@ EvalResult evaluate_checkpoint(const Config& cfg, comm::Communicator* world, Ran
   const int rank = world ? world->rank() : 0;
   const int world_size = world ? world->size() : 1;
   auto be = make_rank_backend(cfg, where);
+  TensorPool activations(*be);  // no backward: a few activations at a time, not every layer's
   ResNet model(*be, m.arch, cfg.model.num_classes, m.shortcut);
+  model.set_output_pool(&activations);
   DataStreams data;
   CheckpointInfo ck;
   agree_on_startup(world, [&] {

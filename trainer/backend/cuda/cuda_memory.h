@@ -4,7 +4,7 @@
 // When memory is allocated: layers build a plan (kernel objects, output
 // tensors) the first time they see an input shape, i.e. in the first
 // training step and the first evaluation batch, and the network's gradient
-// pool (trainer/nn/grad_pool.h) grows during the first backward pass; the
+// pool (trainer/nn/tensor_pool.h) grows during the first backward pass; the
 // grow-only buffers reach their final size then too. The steady-state step calls none of the
 // allocation functions here, so it neither allocates nor frees.
 #pragma once

@@ -1,5 +1,6 @@
-// GradPool: the shared storage of activation gradients during backward
-// (trainer/nn/grad_pool.h), alone and inside a whole ResNet.
+// TensorPool: the shared storage of activation gradients during backward
+// and of activations during an inference-only forward
+// (trainer/nn/tensor_pool.h), alone and inside a whole ResNet.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,9 +14,9 @@
 namespace rn::test {
 namespace {
 
-TEST(GradPool, ReusesReleasedStorageOfTheSameByteCount) {
+TEST(TensorPool, ReusesReleasedStorageOfTheSameByteCount) {
   auto be = make_cpu_backend(1);
-  GradPool pool(*be);
+  TensorPool pool(*be);
   const Tensor a = pool.acquire(Shape{2, 8, 4, 4}, Layout::kNCHW, DType::kF32);
   const Tensor b = pool.acquire(Shape{2, 8, 4, 4}, Layout::kNCHW, DType::kF32);
   EXPECT_NE(a.raw(), b.raw()) << "two held tensors share storage";
@@ -39,9 +40,9 @@ TEST(GradPool, ReusesReleasedStorageOfTheSameByteCount) {
   EXPECT_EQ(pool.bytes(), 2 * a.bytes() + d.bytes());
 }
 
-TEST(GradPool, SharesStorageAcrossDtypesOfTheSameByteCount) {
+TEST(TensorPool, SharesStorageAcrossDtypesOfTheSameByteCount) {
   auto be = make_cpu_backend(1);
-  GradPool pool(*be);
+  TensorPool pool(*be);
   const Tensor f = pool.acquire(Shape{4, 6}, Layout::kNC, DType::kF32);
   pool.release(f);
   // What a GPU's mixed precision does: bf16 activations' gradients on the
@@ -53,9 +54,9 @@ TEST(GradPool, SharesStorageAcrossDtypesOfTheSameByteCount) {
   EXPECT_EQ(pool.slots(), 1u);
 }
 
-TEST(GradPool, RejectsTensorsItDoesNotHold) {
+TEST(TensorPool, RejectsTensorsItDoesNotHold) {
   auto be = make_cpu_backend(1);
-  GradPool pool(*be);
+  TensorPool pool(*be);
   const Tensor a = pool.acquire(Shape{8}, Layout::kNC, DType::kF32);
   EXPECT_THROW(pool.release(be->allocate(Shape{8}, Layout::kNC)), InternalError);
   EXPECT_THROW(pool.release(Tensor()), InternalError);
@@ -65,7 +66,7 @@ TEST(GradPool, RejectsTensorsItDoesNotHold) {
 
 // A whole ResNet's backward hands every gradient back, needs storage for
 // only a few at a time, and allocates none after its first pass.
-TEST(GradPool, ResNetBackwardNeedsAFewGradientsNotOnePerLayer) {
+TEST(TensorPool, ResNetBackwardNeedsAFewGradientsNotOnePerLayer) {
   auto be = make_cpu_backend(2);
   ArchSpec arch;
   ASSERT_TRUE(lookup_arch("resnet18", &arch));
@@ -92,7 +93,7 @@ TEST(GradPool, ResNetBackwardNeedsAFewGradientsNotOnePerLayer) {
   EXPECT_EQ(grads[0], grads[1]);
   // And so does a pass whose pool turns every handed-back gradient into
   // NaN: nothing is read after its release.
-  GradPool poisoned(*be, /*poison=*/true);
+  TensorPool poisoned(*be, /*poison=*/true);
   net.set_grad_pool(&poisoned);
   net.forward(x, Mode::kTrain);
   net.backward(dy);
@@ -108,6 +109,54 @@ TEST(GradPool, ResNetBackwardNeedsAFewGradientsNotOnePerLayer) {
   const size_t largest = size_t(n * 64 * (size / 2) * (size / 2)) * sizeof(float);
   EXPECT_LE(net.grad_pool().slots(), 24u);
   EXPECT_LE(net.grad_pool().bytes(), 5 * largest) << net.grad_pool().slots() << " slots";
+}
+
+// An inference-only ResNet (its modules' outputs from a pool that turns
+// every handed-back tensor into NaN) gives the logits of the same network
+// without a pool, bit for bit, on every block type and shortcut: nothing is
+// read after its release. It holds only the logits after a forward, needs
+// no new storage after the first, and a few activations' worth in all.
+TEST(TensorPool, InferenceOnlyResNetHoldsAFewActivationsNotEveryLayers) {
+  struct Case {
+    const char* arch;
+    int64_t size;
+    bool plain;  // no shortcuts (the blocks' plain tail)
+  };
+  auto be = make_cpu_backend(2);
+  for (const Case& c : {Case{"resnet18", 64, false}, Case{"resnet50", 64, false}, Case{"cifar-resnet20", 32, false},
+                        Case{"cifar-resnet20", 32, true}}) {
+    SCOPED_TRACE(std::string(c.arch) + (c.plain ? " plain" : ""));
+    ArchSpec arch;
+    ASSERT_TRUE(lookup_arch(c.arch, &arch));
+    const ShortcutType shortcut = c.plain ? ShortcutType::kNone : arch.shortcut;
+    ResNet full(*be, arch, 10, shortcut), lean(*be, arch, 10, shortcut);
+    full.initialize(5, false);
+    lean.initialize(5, false);
+    TensorPool pool(*be, /*poison=*/true);
+    lean.set_output_pool(&pool);
+    const int64_t n = 2;
+    auto rng = ref::make_rng(9);
+    size_t slots = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      const Tensor x = upload(*be, ref::random_uniform(size_t(n * 3 * c.size * c.size), rng),
+                              Shape{n, 3, c.size, c.size}, Layout::kNCHW);
+      const std::vector<float> want = download(*be, full.forward(x, Mode::kEval));
+      EXPECT_EQ(download(*be, lean.forward(x, Mode::kEval)), want) << "pass " << pass;
+      EXPECT_EQ(pool.held(), 1u) << "only the logits";
+      if (pass == 0) slots = pool.slots();
+    }
+    EXPECT_EQ(pool.slots(), slots) << "the second forward needed new storage";
+    // The stem's output is the largest activation. A block holds its input,
+    // its shortcut and two inner outputs at most, storage is kept per byte
+    // count, and each stage's activations are half the bytes of the stage
+    // before: at most 4 x (1 + 1/2 + 1/4 + ...) < 8 of the largest (the
+    // network without a pool keeps 3 to 6 per block).
+    const int64_t stem = arch.imagenet_stem ? c.size / 2 : c.size;
+    const size_t largest = size_t(n * arch.widths[0] * (arch.block == BlockType::kBasic ? 1 : 4) * stem * stem) * 4;
+    EXPECT_LE(pool.bytes(), 8 * largest) << pool.slots() << " slots";
+    const Tensor dy = be->allocate(Shape{n, 10}, Layout::kNC);
+    EXPECT_THROW(lean.backward(dy), InternalError);
+  }
 }
 
 }  // namespace

@@ -1,15 +1,17 @@
-// Storage for the activation gradients of a backward pass, shared between
-// layers. A layer's input gradient lives only until the layer before it has
-// consumed it, so a network needs a few of them at a time, not one per
-// layer: a ResNet's backward holds at most about four at once.
+// Storage shared between layers for tensors that live only until the next
+// layer has consumed them: the activation gradients of a backward pass, and
+// the activations of an inference-only forward pass (Module::set_grad_pool,
+// set_output_pool). A network needs a few of them at a time, not one per
+// layer: a ResNet's backward holds at most about four at once, its forward
+// about three.
 //
 // acquire() hands out a tensor on storage no other held tensor uses;
 // release() hands it back. Storage is matched by exact byte count, so the
-// pool grows only while the first backward pass runs: every later pass
-// makes the same calls in the same order and finds every size it needs
-// free. On a GPU, reuse needs no synchronisation: every kernel that reads
-// or writes these tensors runs on the backend's one compute stream, so a
-// writer queued after a release runs after the readers queued before it.
+// pool grows only while the first pass runs: every later pass makes the
+// same calls in the same order and finds every size it needs free. On a
+// GPU, reuse needs no synchronisation: every kernel that reads or writes
+// these tensors runs on the backend's one compute stream, so a writer
+// queued after a release runs after the readers queued before it.
 #pragma once
 
 #include <cstddef>
@@ -19,14 +21,14 @@
 
 namespace rn {
 
-class GradPool {
+class TensorPool {
  public:
   // poison: release() fills the storage with NaN, so that a gradient read
   // after it was handed back shows (for tests of the release order; kernels
   // that work in place would hide the error otherwise).
-  explicit GradPool(Backend& be, bool poison = false) : be_(be), poison_(poison) {}
-  GradPool(const GradPool&) = delete;
-  GradPool& operator=(const GradPool&) = delete;
+  explicit TensorPool(Backend& be, bool poison = false) : be_(be), poison_(poison) {}
+  TensorPool(const TensorPool&) = delete;
+  TensorPool& operator=(const TensorPool&) = delete;
 
   // A tensor of this shape, layout and dtype, on storage held for the
   // caller until release(). Allocates only when no free storage has its

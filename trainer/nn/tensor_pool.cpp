@@ -1,4 +1,4 @@
-#include "trainer/nn/grad_pool.h"
+#include "trainer/nn/tensor_pool.h"
 
 #include <limits>
 
@@ -6,7 +6,7 @@
 
 namespace rn {
 
-Tensor GradPool::acquire(const Shape& shape, Layout layout, DType dtype) {
+Tensor TensorPool::acquire(const Shape& shape, Layout layout, DType dtype) {
   const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
   for (Slot& s : slots_) {
     if (!s.held && s.storage.bytes() == bytes) {
@@ -14,12 +14,12 @@ Tensor GradPool::acquire(const Shape& shape, Layout layout, DType dtype) {
       return s.storage.view(shape, layout, dtype);
     }
   }
-  // Only while the first backward pass runs (see the header).
+  // Only while the first pass runs (see the header).
   slots_.push_back(Slot{be_.allocate(shape, layout, dtype), true});
   return slots_.back().storage;
 }
 
-void GradPool::release(const Tensor& t) {
+void TensorPool::release(const Tensor& t) {
   for (Slot& s : slots_) {
     if (s.held && !t.empty() && s.storage.raw() == t.raw()) {
       s.held = false;
@@ -27,16 +27,16 @@ void GradPool::release(const Tensor& t) {
       return;
     }
   }
-  RN_CHECK(false, "GradPool::release of a " + t.shape().str() + " tensor the pool does not hold");
+  RN_CHECK(false, "TensorPool::release of a " + t.shape().str() + " tensor the pool does not hold");
 }
 
-size_t GradPool::held() const {
+size_t TensorPool::held() const {
   size_t n = 0;
   for (const Slot& s : slots_) n += s.held;
   return n;
 }
 
-size_t GradPool::bytes() const {
+size_t TensorPool::bytes() const {
   size_t n = 0;
   for (const Slot& s : slots_) n += s.storage.bytes();
   return n;
