@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "trainer/backend/cuda/cublas_api.h"
 #include "trainer/backend/cuda/cuda_check.h"
 #include "trainer/backend/cuda/cuda_descriptors.h"
 #include "trainer/backend/cuda/cuda_kernels.h"
@@ -50,7 +51,7 @@ CudaBackend::Runtime::Runtime() {
     CUDA_CHECK(cudaEventCreateWithFlags(&loss_done, cudaEventDisableTiming));
     CUDNN_CHECK(cudnnCreate(&cudnn));
     CUDNN_CHECK(cudnnSetStream(cudnn, compute));
-    CUBLAS_CHECK(cublasCreate(&cublas));
+    CUBLAS_CHECK(cuda::cublas().create(&cublas));
   } catch (...) {
     destroy();
     throw;
@@ -63,7 +64,7 @@ void CudaBackend::Runtime::destroy() noexcept {
   // Teardown: nothing here may throw, and a failure has no one left to tell.
   if (compute) (void)cudaStreamSynchronize(compute);
   if (copy) (void)cudaStreamSynchronize(copy);
-  if (cublas) (void)cublasDestroy(cublas);
+  if (cublas) (void)cuda::cublas().destroy(cublas);
   if (cudnn) (void)cudnnDestroy(cudnn);
   if (loss_done) (void)cudaEventDestroy(loss_done);
   if (copy_done) (void)cudaEventDestroy(copy_done);
@@ -95,8 +96,8 @@ CudaBackend::CudaBackend(const BackendOptions& o, cuda::DeviceFacts facts)
   // fp32 and tiny. cuBLAS keeps its own workspace pool (allocated at the
   // first GEMM, not counted here): the linear kernel rebinds the stream per
   // call, which resets any workspace set with cublasSetWorkspace.
-  CUBLAS_CHECK(cublasSetStream(rt_.cublas, rt_.compute));
-  CUBLAS_CHECK(cublasSetMathMode(rt_.cublas, CUBLAS_DEFAULT_MATH));
+  CUBLAS_CHECK(cuda::cublas().set_stream(rt_.cublas, rt_.compute));
+  CUBLAS_CHECK(cuda::cublas().set_math_mode(rt_.cublas, CUBLAS_DEFAULT_MATH));
   results_ = alloc_bytes(kPinnedLabels, "loss results");
   pinned_.reserve(kPinnedLabels + 4096);
 }

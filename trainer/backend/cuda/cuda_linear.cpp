@@ -13,6 +13,7 @@
 #include <climits>
 #include <string>
 
+#include "trainer/backend/cuda/cublas_api.h"
 #include "trainer/backend/cuda/cuda_check.h"
 #include "trainer/backend/cuda/cuda_linear_bias.h"
 
@@ -58,11 +59,12 @@ class CudaLinear final : public LinearKernel {
             const float* b, int64_t ldb, float* c, int64_t ldc) {
     const float one = 1.f, zero = 0.f;
     // The handle is shared: bind it to our stream and host scalars on every call.
-    CUBLAS_CHECK(cublasSetStream(handle_, stream_));
-    CUBLAS_CHECK(cublasSetPointerMode(handle_, CUBLAS_POINTER_MODE_HOST));
-    CUBLAS_CHECK(cublasGemmEx(handle_, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, a,
-                              CUDA_R_32F, static_cast<int>(lda), b, CUDA_R_32F, static_cast<int>(ldb), &zero, c,
-                              CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
+    const CublasApi& api = cublas();
+    CUBLAS_CHECK(api.set_stream(handle_, stream_));
+    CUBLAS_CHECK(api.set_pointer_mode(handle_, CUBLAS_POINTER_MODE_HOST));
+    CUBLAS_CHECK(api.gemm_ex(handle_, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), &one, a,
+                             CUDA_R_32F, static_cast<int>(lda), b, CUDA_R_32F, static_cast<int>(ldb), &zero, c,
+                             CUDA_R_32F, static_cast<int>(ldc), CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
   }
 
   static void check(const Tensor& t, int64_t rows, int64_t cols, const char* what) {
