@@ -42,6 +42,8 @@ section_facts() {
   {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
     ldd "$(command -v resnet-train)" | grep -E 'cudnn|cublas|nccl|cudart|not found'
+    # cuBLAS is not linked: the backend dlopens libcublas.so.13 from these.
+    for d in ${LD_LIBRARY_PATH//:/ }; do ls "$d"/libcublas.so.* 2>/dev/null; done
     "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'
     ls "$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
   } >"$out/facts.txt" 2>&1

@@ -38,11 +38,11 @@ class CheckpointModel {
   // data.val_resize, centre data.image_size crop, data.mean/std.
   data::AugmentOptions preprocessing() const;
 
-  // Runs n images of h x w through the network a batch at a time, with two
-  // host buffers of batch() images used in turn: read(first, count, host)
-  // writes images [first, first + count) (3 x h x w normalised floats each)
-  // into `host` while the device runs the batch before
-  // (on a GPU; the CPU computes in between); done(first, count, logits)
+  // Runs n images of h x w through the network a forward batch at a time,
+  // with two host buffers of a forward batch used in turn: read(first,
+  // count, host) writes images [first, first + count) (3 x h x w normalised
+  // floats each) into `host` while the device runs the batch before (on a
+  // GPU; the CPU computes in between); done(first, count, logits)
   // receives their count x classes logits, in order. The forward batch is
   // min(batch(), n) for the first call with an h x w (a later, larger n
   // keeps it); a short chunk is padded with zeros and the padding's outputs
