@@ -74,6 +74,18 @@ void CpuBackend::grow_scratchpad(size_t bytes) {
   scratch_bytes_ = bytes;
 }
 
+void CpuBackend::reserve_call_buffer(size_t bytes) {
+  if (bytes <= call_buffer_bytes_) return;
+  call_buffer_ = allocate_bytes(bytes);
+  call_buffer_bytes_ = bytes;
+}
+
+void* CpuBackend::call_buffer(size_t bytes) {
+  RN_CHECK(bytes <= call_buffer_bytes_, "call buffer of " + std::to_string(call_buffer_bytes_) + " bytes asked for " +
+                                            std::to_string(bytes) + ": a kernel did not reserve it");
+  return call_buffer_.data();
+}
+
 DnnlExec CpuBackend::prepare(dnnl::primitive prim, std::initializer_list<std::pair<int, dnnl::memory::desc>> args,
                              const dnnl::memory::desc& scratchpad) {
   DnnlExec e;

@@ -92,6 +92,14 @@ class CpuBackend final : public Backend {
   DnnlExec make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
   // Memory the backend owns for a kernel's lifetime (layout copies, workspaces).
   Tensor allocate_bytes(size_t bytes);
+  // One buffer for data that lives only during one kernel call (a
+  // convolution's weights in the layout one of its directions wants):
+  // kernels run one at a time, so all of them share it. A kernel reserves
+  // its size when it is built (never in the step loop) and asks for the
+  // pointer at each call (a later reservation may have moved it), saying
+  // how many bytes it will use (InternalError beyond the reservation).
+  void reserve_call_buffer(size_t bytes);
+  void* call_buffer(size_t bytes);
 
  private:
   void grow_scratchpad(size_t bytes);
@@ -99,6 +107,8 @@ class CpuBackend final : public Backend {
   dnnl::stream stream_;
   Tensor scratch_;
   size_t scratch_bytes_ = 0;
+  Tensor call_buffer_;
+  size_t call_buffer_bytes_ = 0;
   std::map<std::tuple<Shape, Layout, Layout>, DnnlExec> reorders_;
   std::optional<LossResult> loss_;  // the last softmax_cross_entropy's
 };

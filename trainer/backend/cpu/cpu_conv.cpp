@@ -1,6 +1,8 @@
 // Convolution on oneDNN: forward, backward-data, backward-weights.
 // Weights arrive in OIHW; each direction may prefer its own blocked weight
-// layout, so the kernel keeps one reordered copy per direction.
+// layout, so each call reorders them into the backend's call buffer (one
+// copy of the largest layer's weights for the whole network, not three
+// per convolution and batch shape: resnet50's would be ~280 MB).
 #include <optional>
 
 #include "trainer/backend/cpu/cpu_backend.h"
@@ -55,30 +57,31 @@ class CpuConv final : public ConvKernel {
   }
 
   void backward_weights(const Tensor& x, const Tensor& dy, Tensor& dw) override {
-    float* target = dw_ ? dw_->buf.data() : dw.data();
+    void* target = dw_ ? be_.call_buffer(dw_->bytes) : dw.data();
     be_.run(bwd_w_, {{DNNL_ARG_SRC, x.data()}, {DNNL_ARG_DIFF_DST, dy.data()}, {DNNL_ARG_DIFF_WEIGHTS, target}});
     if (dw_) be_.run(dw_->reorder, {{DNNL_ARG_FROM, target}, {DNNL_ARG_TO, dw.data()}});
   }
 
  private:
-  // A weight layout the kernel wants that differs from OIHW: its buffer and
-  // the reorder between the two.
+  // Where a direction wants a weight layout other than OIHW: the reorder
+  // between the two, through `bytes` of the call buffer.
   struct WeightsCopy {
-    Tensor buf;
     DnnlExec reorder;
+    size_t bytes;
   };
 
   std::optional<WeightsCopy> weights_copy(const memory::desc& kernel_md, bool to_kernel) {
     if (kernel_md == w_oihw_md_) return std::nullopt;
-    WeightsCopy c{be_.allocate_bytes(kernel_md.get_size()),
-                  to_kernel ? be_.make_reorder(w_oihw_md_, kernel_md) : be_.make_reorder(kernel_md, w_oihw_md_)};
-    return c;
+    be_.reserve_call_buffer(kernel_md.get_size());
+    return WeightsCopy{to_kernel ? be_.make_reorder(w_oihw_md_, kernel_md) : be_.make_reorder(kernel_md, w_oihw_md_),
+                       kernel_md.get_size()};
   }
 
   const void* to_kernel(std::optional<WeightsCopy>& c, const Tensor& w) {
     if (!c) return w.data();
-    be_.run(c->reorder, {{DNNL_ARG_FROM, w.data()}, {DNNL_ARG_TO, c->buf.data()}});
-    return c->buf.data();
+    void* buf = be_.call_buffer(c->bytes);
+    be_.run(c->reorder, {{DNNL_ARG_FROM, w.data()}, {DNNL_ARG_TO, buf}});
+    return buf;
   }
 
   CpuBackend& be_;
