@@ -63,11 +63,13 @@ class ResNet : public Module {
   // Storage of the activation gradients (see TensorPool): its size once a
   // backward pass has run.
   const TensorPool& grad_pool() const { return *grad_pool_; }
-  // Inference only (resnet-infer): with a pool, every module's output comes
-  // from it and goes back once the next module has read it, so a forward
-  // holds a few activations instead of every layer's; the logits stay held
-  // until the next forward. backward is then an error. Set once, before
-  // the first forward; the pool outlives the network.
+  // Inference only (resnet-infer, --eval-only): with a pool, every
+  // module's output comes from it and goes back once the next module has
+  // read it, so a forward holds a few activations instead of every layer's;
+  // the logits stay held until the next forward. backward is then an
+  // error. Set once, before the first forward; the pool serves this network
+  // alone (a forward checks that only the logits are left held) and
+  // outlives it.
   void set_output_pool(TensorPool* pool) override;
 
  private:
