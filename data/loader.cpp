@@ -66,9 +66,10 @@ Loader::Loader(const LoaderOptions& o)
     }
   }
   if (plan_.batches_per_epoch() == 0)
-    throw UserError(fmt::format(
-        "{} = '{}' has {} samples, fewer than one global batch ({} per rank x {} ranks); lower train.batch_size",
-        o.what, o.dir, m.total_samples, o.plan.batch_size, o.plan.world));
+    throw UserError(
+        fmt::format("{} = '{}' has {} samples, fewer than one global batch ({} per rank x {} ranks); lower "
+                    "train.batch_size (or train.accumulate)",
+                    o.what, o.dir, m.total_samples, o.plan.batch_size, o.plan.world));
   // Our workers are the parallelism; OpenCV's own pool would oversubscribe.
   cv::setNumThreads(0);
 }

@@ -27,20 +27,37 @@ void HostBatch::resize(int64_t batch, int size) {
 
 SyntheticSource::SyntheticSource(const SyntheticOptions& o) : o_(o) {
   const int s = o.image_size;
-  patterns_.assign(static_cast<size_t>(o.classes) * 3 * s * s, 0.f);
   std::mt19937_64 rng(mix(o.seed ^ 0x5EEDull));
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (int k = 0; k < o.classes; ++k) {
-    for (int g = 0; g < 3; ++g) {  // three gratings per class
-      const double angle = u(rng) * M_PI, freq = (1.0 + 3.0 * u(rng)) * 2.0 * M_PI / s, phase = u(rng) * 2 * M_PI;
-      const double colour[3] = {u(rng) * 2 - 1, u(rng) * 2 - 1, u(rng) * 2 - 1};
-      for (int c = 0; c < 3; ++c)
-        for (int y = 0; y < s; ++y)
-          for (int x = 0; x < s; ++x)
-            patterns_[((static_cast<size_t>(k) * 3 + c) * s + y) * s + x] += static_cast<float>(
-                colour[c] * std::sin(freq * (x * std::cos(angle) + y * std::sin(angle)) + phase) * 0.7);
+  gratings_.resize(static_cast<size_t>(o.classes) * kGratings);
+  tables_.resize(gratings_.size() * 4 * static_cast<size_t>(s));
+  for (size_t i = 0; i < gratings_.size(); ++i) {
+    Grating& g = gratings_[i];
+    g.angle = u(rng) * M_PI;
+    g.freq = (1.0 + 3.0 * u(rng)) * 2.0 * M_PI / s;
+    g.phase = u(rng) * 2 * M_PI;
+    for (double& c : g.colour) c = u(rng) * 2 - 1;
+    double* t = tables_.data() + i * 4 * static_cast<size_t>(s);
+    const double fx = g.freq * std::cos(g.angle), fy = g.freq * std::sin(g.angle);
+    for (int p = 0; p < s; ++p) {
+      t[p] = std::sin(fx * p);
+      t[s + p] = std::cos(fx * p);
+      t[2 * s + p] = std::sin(fy * p + g.phase);
+      t[3 * s + p] = std::cos(fy * p + g.phase);
     }
   }
+}
+
+float SyntheticSource::pattern(int label, int c, int y, int x) const {
+  const size_t s = static_cast<size_t>(o_.image_size);
+  const size_t first = static_cast<size_t>(label) * kGratings;
+  float v = 0.f;
+  for (size_t i = first; i < first + kGratings; ++i) {
+    const double* t = tables_.data() + i * 4 * s;
+    const double wave = t[x] * t[3 * s + y] + t[s + x] * t[2 * s + y];  // sin(x part + y part)
+    v += static_cast<float>(gratings_[i].colour[c] * wave * 0.7);
+  }
+  return v;
 }
 
 void SyntheticSource::sample(uint64_t stream, uint64_t index, HostBatch& b, int64_t slot) const {
@@ -50,7 +67,6 @@ void SyntheticSource::sample(uint64_t stream, uint64_t index, HostBatch& b, int6
   const int dx = static_cast<int>(mix(key + 1) % 5) - 2, dy = static_cast<int>(mix(key + 2) % 5) - 2;
   const float contrast = 0.7f + 0.6f * unit(mix(key + 3));
   const float amp = static_cast<float>(o_.noise) * 1.7320508f;  // uniform noise of std `noise`
-  const float* pat = patterns_.data() + static_cast<size_t>(label) * 3 * s * s;
   float* img = b.images.data() + static_cast<size_t>(slot) * 3 * s * s;
   uint64_t h = mix(key + 4);
   for (int c = 0; c < 3; ++c)
@@ -58,7 +74,7 @@ void SyntheticSource::sample(uint64_t stream, uint64_t index, HostBatch& b, int6
       for (int x = 0; x < s; ++x) {
         const int sy = (y + dy + s) % s, sx = (x + dx + s) % s;
         h = mix(h);
-        img[(c * s + y) * s + x] = contrast * pat[(c * s + sy) * s + sx] + amp * (2.f * unit(h) - 1.f);
+        img[(c * s + y) * s + x] = contrast * pattern(label, c, sy, sx) + amp * (2.f * unit(h) - 1.f);
       }
   b.labels[static_cast<size_t>(slot)] = label;
 }

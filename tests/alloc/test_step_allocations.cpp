@@ -86,9 +86,14 @@ TEST_P(DataParallelStep, AllocatesNothingAfterTheFirstSteps) {
 INSTANTIATE_TEST_SUITE_P(Wire, DataParallelStep, ::testing::Values("fp32", "bf16"));
 
 // The whole trainer loop (trainer_loop_allocations.h) with train.threads 1
-// (one core per rank) and 2; in one process without MPI, or on every rank
-// of the world (gradient all-reduce and stop agreement included).
-class TrainerLoop : public ::testing::TestWithParam<int> {};
+// (one core per rank) and 2, and with gradient accumulation (two
+// micro-batches a step); in one process without MPI, or on every rank of the
+// world (gradient all-reduce and stop agreement included).
+struct LoopCase {
+  int threads;
+  int accumulate;
+};
+class TrainerLoop : public ::testing::TestWithParam<LoopCase> {};
 
 TEST_P(TrainerLoop, StepsAllocateNothing) {
   int size = 1;
@@ -101,12 +106,17 @@ TEST_P(TrainerLoop, StepsAllocateNothing) {
   Config job = testing_util::small_job("rn_alloc_run");
   if (world && world->rank() == 0) world->barrier("rank 0's job");
   if (world) world->barrier("every rank's job");
-  job.train.threads = GetParam();
-  job.data.synthetic_samples = 256;  // 8 steps an epoch at 1 rank, 4 at 2: a new epoch in the window
+  job.train.threads = GetParam().threads;
+  job.train.accumulate = GetParam().accumulate;
+  job.data.synthetic_samples = 256;  // 8 steps an epoch at 1 rank (4 accumulating), 4 at 2: new epochs in the window
   expect_trainer_steps_allocate_nothing(job, 5, 12, world ? &*world : nullptr);
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, TrainerLoop, ::testing::Values(1, 2));
+INSTANTIATE_TEST_SUITE_P(Runs, TrainerLoop, ::testing::Values(LoopCase{1, 1}, LoopCase{2, 1}, LoopCase{1, 2}),
+                         [](const ::testing::TestParamInfo<LoopCase>& i) {
+                           return "threads" + std::to_string(i.param.threads) + "_accumulate" +
+                                  std::to_string(i.param.accumulate);
+                         });
 
 // The same with the HDF5 loader: JPEG shards read, decoded and augmented by
 // its threads into its batch ring (each slot's byte buffer has settled

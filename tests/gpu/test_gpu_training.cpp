@@ -14,8 +14,14 @@
 //  * Resume: with gpu.deterministic, a run stopped after 18 steps and
 //    resumed to the end leaves a checkpoint with the same bits as the run
 //    that never stopped (the CPU suite's Resume.ExactOnOneRank, on the GPU).
+//  * Gradient accumulation: in fp32 with frozen BN, 2 steps of batch 4 x 2
+//    micro-batches match 2 steps of batch 8 (the accumulator's copies and
+//    additions on the compute stream; the CPU suite's Distributed.
+//    AccumulatedMicroBatchesMatchOneProcessWithTheGlobalBatch, on the GPU).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -89,6 +95,33 @@ TEST_F(GpuTest, DeterministicResumeIsBitIdenticalToTheUninterruptedRun) {
 
   const auto ck = [](const Config& c) { return (fs::path(c.train.output_dir) / checkpoint_file_name(96)).string(); };
   testing_util::expect_bit_identical(ck(whole), ck(split));
+}
+
+TEST_F(GpuTest, AccumulatedMicroBatchesMatchTheWholeBatch) {
+  auto job = [](const std::string& name, int batch, int accumulate) {
+    Config c = gpu_job(name);
+    c.train.precision = "fp32";
+    c.gpu.deterministic = true;
+    c.model.frozen_bn = true;
+    c.optim.lr = 0.5;
+    c.data.val_samples = 0;
+    c.train.max_steps = 2;
+    c.train.batch_size = batch;
+    c.train.accumulate = accumulate;
+    EXPECT_EQ(run_training(c).steps, 2);
+    return testing_util::all_datasets((fs::path(c.train.output_dir) / "checkpoint.h5").string());
+  };
+  const auto whole = job("acc_whole", 8, 1), split = job("acc_split", 4, 2);
+  ASSERT_GT(whole.size(), 40u);
+  for (const auto& [name, a] : whole) {
+    if (name.rfind("model/", 0) != 0 || name.find("num_batches") != std::string::npos) continue;
+    const auto& b = split.at(name);
+    ASSERT_EQ(a.size(), b.size()) << name;
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i)
+      worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1e-3 + std::fabs(double(a[i]))));
+    EXPECT_LT(worst, 1e-4) << name;
+  }
 }
 
 }  // namespace

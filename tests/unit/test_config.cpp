@@ -143,11 +143,12 @@ TEST(ConfigParse, HelpListsEveryOptionWithDefaultAndUsage) {
   for (const auto& s : {"[model]", "[data]", "[optim]", "[train]", "[comm]", "[checkpoint]", "[gpu]"})
     EXPECT_THAT(r.help_text, HasSubstr(s));
   const auto keys = config_keys();
-  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 11u + 7u + 5u + 5u);
+  EXPECT_EQ(keys.size(), 5u + 21u + 15u + 12u + 7u + 5u + 5u);
   // INI/help order: sections in order, the new keys where they belong.
   const auto at = [&](const std::string& k) { return std::find(keys.begin(), keys.end(), k) - keys.begin(); };
   EXPECT_EQ(at("model.frozen_bn"), at("model.zero_init_residual") + 1);
   EXPECT_EQ(at("train.trace_steps"), at("train.output_dir") + 1);
+  EXPECT_EQ(at("train.accumulate"), at("train.batch_size") + 1);
   EXPECT_EQ(at("train.device"), at("train.trace_steps") + 1);
   EXPECT_EQ(at("train.precision"), at("train.device") + 1);
   EXPECT_EQ(std::vector<std::string>(keys.end() - 17, keys.end() - 10),
@@ -698,6 +699,8 @@ TEST(ConfigErrors, ImpossibleValuesNameKeyAndAllowedRange) {
       {{"--optim.momentum=-0.1"}, "optim.momentum", "[0, 1)"},
       {{"--optim.weight_decay=-1e-4"}, "optim.weight_decay", ">= 0"},
       {{"--train.batch_size=0"}, "train.batch_size", ">= 1"},
+      {{"--train.accumulate=0"}, "train.accumulate", ">= 1"},
+      {{"--train.accumulate=-2"}, "train.accumulate", ">= 1"},
       {{"--train.epochs=0"}, "train.epochs", "> 0"},
       {{"--train.epochs=-1", "--train.max_steps=10"}, "train.epochs", "> 0"},
       {{"--train.max_steps=-1"}, "train.max_steps", ">= 0"},

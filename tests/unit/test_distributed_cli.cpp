@@ -123,6 +123,45 @@ TEST(Distributed, TwoRanksMatchOneProcessWithTheGlobalBatch) {
   }
 }
 
+// Gradient accumulation: 2 steps of 1 rank x batch 2 x 4 micro-batches, and
+// of 2 ranks x batch 2 x 2 (ring, overlapped with the last micro-batch's
+// backward from the second step), are 2 steps of one process with batch 8.
+// Two steps compound rounding a little, hence a looser bound than above;
+// a step that lost or doubled a micro-batch misses it by orders of magnitude.
+TEST(Distributed, AccumulatedMicroBatchesMatchOneProcessWithTheGlobalBatch) {
+  const std::string common = " --train.max_steps=2 --data.val_samples=0 --model.frozen_bn=true --optim.lr=0.5";
+  const std::string d1 = fresh_dir("rn_acc_eq1"), d2 = fresh_dir("rn_acc_eq2");
+  const ProcessRun one = run_command(std::string(RN_BIN_DIR) + "/resnet-train" + kTiny + common +
+                                     " --train.batch_size=8 --train.output_dir=" + d1);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const ProcessRun alone = run_command(std::string(RN_BIN_DIR) + "/resnet-train" + kTiny + common +
+                                       " --train.batch_size=2 --train.accumulate=4 --train.output_dir=" + d2);
+  const ProcessRun two = mpirun(2, "",
+                                common +
+                                    " --train.batch_size=2 --train.accumulate=2 --comm.bucket_mb=0.01 "
+                                    "--train.output_dir=" +
+                                    d2 + "-mpi");
+  for (const auto& [run, dir] : {std::pair{&alone, d2}, std::pair{&two, d2 + "-mpi"}}) {
+    SCOPED_TRACE(dir);
+    ASSERT_EQ(run->exit_code, 0) << run->output;
+    EXPECT_NE(run->output.find(dir == d2 ? "1 rank(s) x batch 2 x 4 accumulated = 8"
+                                         : "2 rank(s) x batch 2 x 2 "
+                                           "accumulated = 8"),
+              std::string::npos)
+        << run->output;
+    for (const char* name : {"conv1.weight", "layer1.0.conv2.weight", "layer3.0.bn1.bias", "fc.weight", "fc.bias"}) {
+      const auto a = read_dataset(d1 + "/checkpoint.h5", std::string("model/") + name),
+                 b = read_dataset(dir + "/checkpoint.h5", std::string("model/") + name);
+      ASSERT_EQ(a.size(), b.size()) << name;
+      ASSERT_FALSE(a.empty()) << name;
+      double worst = 0;
+      for (size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (1e-3 + std::fabs(double(a[i]))));
+      EXPECT_LT(worst, 1e-4) << name;
+    }
+  }
+}
+
 // A rank that throws, at the start of a step or after backward with its
 // gradient buckets in flight, ends the job at once (well before the 60 s
 // comm timeout) with its message.

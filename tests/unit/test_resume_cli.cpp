@@ -55,12 +55,13 @@ std::string ck(const std::string& dir, int64_t step) {
   return (fs::path(dir) / rn::checkpoint_file_name(step)).string();
 }
 
-// 36 steps in one run vs 17 steps, then --resume auto to the end: every
+// 36 steps in one run vs 18 steps, then --resume auto to the end: every
 // weight, BN statistic and momentum buffer is bit-identical.
-void exact_resume(int ranks, int batch) {
-  const std::string a = fresh_dir("rn_resume_a" + std::to_string(ranks)),
-                    b = fresh_dir("rn_resume_b" + std::to_string(ranks));
-  const std::string common = " --checkpoint.every_steps=6 --train.batch_size=" + std::to_string(batch);
+void exact_resume(int ranks, int batch, int accumulate = 1) {
+  const std::string tag = std::to_string(ranks) + "x" + std::to_string(accumulate);
+  const std::string a = fresh_dir("rn_resume_a" + tag), b = fresh_dir("rn_resume_b" + tag);
+  const std::string common = " --checkpoint.every_steps=6 --train.batch_size=" + std::to_string(batch) +
+                             " --train.accumulate=" + std::to_string(accumulate);
   auto go = [&](const std::string& args) {
     return ranks == 1 ? train(common + args) : mpi_train(ranks, common + args);
   };
@@ -72,12 +73,13 @@ void exact_resume(int ranks, int batch) {
   const ProcessRun rest = go(" --resume auto --train.output_dir=" + b);
   ASSERT_EQ(rest.exit_code, 0) << rest.output;
   EXPECT_NE(rest.output.find("at step 18"), std::string::npos) << rest.output;
-  const int64_t last = 3 * (200 / (batch * ranks));
+  const int64_t last = 3 * (200 / (batch * accumulate * ranks));
   expect_bit_identical(ck(a, last), ck(b, last));
 }
 
 TEST(Resume, ExactOnOneRank) { exact_resume(1, 16); }
 TEST(Resume, ExactOnTwoRanks) { exact_resume(2, 8); }
+TEST(Resume, ExactWithGradientAccumulation) { exact_resume(2, 4, 2); }
 
 // Per rank sample logs (RN_SAMPLE_LOG): epoch -> every index used.
 std::map<int64_t, std::vector<int64_t>> read_samples(const std::string& prefix, int ranks) {

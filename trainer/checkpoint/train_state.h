@@ -24,7 +24,7 @@ struct TrainState {
   double base_lr = 0;                          // after linear scaling
   std::string lr_schedule;                     // optim.schedule
   int64_t world_size = 1;                      // ranks when saved
-  int64_t batch_size = 0;                      // images per rank
+  int64_t batch_size = 0;                      // images per rank per step (batch_size x accumulate)
   uint64_t seed = 0;                           // train.seed: with the cursor, the whole RNG state
   std::string config_ini;                      // the run's effective configuration (to_ini)
   std::vector<std::string> class_names;        // index = label; empty when unknown

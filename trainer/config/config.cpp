@@ -294,7 +294,12 @@ const std::vector<OptionSpec>& options() {
       make<double>("optim", "label_smoothing", "FLOAT", "label smoothing epsilon, in [0, 1)",
                    RN_FIELD(optim.label_smoothing)),
       // [train]
-      make<int>("train", "batch_size", "INT", "images per rank per step (>= 1)", RN_FIELD(train.batch_size)),
+      make<int>("train", "batch_size", "INT", "images per rank per forward/backward pass (>= 1)",
+                RN_FIELD(train.batch_size)),
+      make<int>("train", "accumulate", "INT",
+                "micro-batches per optimizer step (>= 1): gradients of `accumulate` passes of batch_size images "
+                "are summed before one update (global batch = batch_size x accumulate x ranks)",
+                RN_FIELD(train.accumulate)),
       make<double>("train", "epochs", "FLOAT", "training length in epochs (> 0 unless train.max_steps > 0)",
                    RN_FIELD(train.epochs)),
       make<int64_t>("train", "max_steps", "INT",
@@ -894,6 +899,11 @@ void validate(const Config& c) {
   const auto& t = c.train;
   if (t.batch_size < 1)
     fail(fmt::format("train.batch_size = {} is out of range; must be >= 1 (images per rank).", t.batch_size));
+  if (t.accumulate < 1)
+    fail(
+        fmt::format("train.accumulate = {} is out of range; must be >= 1 (micro-batches per step; 1: no "
+                    "gradient accumulation).",
+                    t.accumulate));
   if (t.max_steps < 0)
     fail(
         fmt::format("train.max_steps = {} is out of range; must be >= 0 (0: train.epochs "

@@ -19,7 +19,7 @@
 // Units: "epochs" are passes over data.synthetic_samples images (synthetic)
 // or over the training shards (hdf5) and may be fractional; "steps" are
 // optimizer updates; batch sizes are images per rank, so the global batch is
-// train.batch_size x world size.
+// train.batch_size x train.accumulate x world size.
 #pragma once
 
 #include <cstdint>
@@ -142,8 +142,13 @@ struct OptimConfig {
 };
 
 struct TrainConfig {
-  // Images per rank per step (>= 1).
+  // Images per rank per forward/backward pass (>= 1).
   int batch_size = 64;
+  // Micro-batches per optimizer step (gradient accumulation, >= 1): a rank
+  // runs `accumulate` passes of batch_size images and sums their gradients
+  // before one update, so a step trains on batch_size x accumulate images
+  // per rank (a recipe's global batch on fewer GPUs, at batch_size's memory).
+  int accumulate = 1;
   // Training length in epochs (> 0 unless max_steps > 0; may be fractional).
   double epochs = 4;
   // Stop after this many optimizer steps (>= 0; 0: epochs decide), counted

@@ -40,6 +40,7 @@ class ResNet : public Module {
   // each residual block, after the stem: the offset only decreases). The
   // gradient all-reduce starts buckets from it while backward continues.
   void set_grad_ready_callback(std::function<void(size_t offset)> cb) { grad_ready_ = std::move(cb); }
+  const std::function<void(size_t offset)>& grad_ready_callback() const { return grad_ready_; }
   int64_t macs(const Shape& in) const override;
   std::string kind() const override { return "resnet"; }
 

@@ -32,7 +32,7 @@ std::unique_ptr<data::Loader> make_loader(const Config& cfg, const std::string& 
   data::LoaderOptions o;
   o.dir = dir;
   o.what = key;
-  o.plan.batch_size = cfg.train.batch_size;
+  o.plan.batch_size = train ? train_batch_per_rank(cfg) : cfg.train.batch_size;
   o.plan.rank = rank;
   o.plan.world = world;
   o.plan.train = train;
@@ -73,13 +73,15 @@ data::AugmentOptions augment_options(const DataConfig& d, const std::string& kin
   return a;
 }
 
+int train_batch_per_rank(const Config& cfg) { return cfg.train.batch_size * cfg.train.accumulate; }
+
 DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_size) {
   DataStreams s;
   const DataConfig& d = cfg.data;
   if (d.source == "synthetic") {
     data::SyntheticStreamOptions o;
     o.source = SyntheticOptions{cfg.model.num_classes, d.image_size, d.synthetic_noise, cfg.train.seed};
-    o.batch_size = cfg.train.batch_size;
+    o.batch_size = train_batch_per_rank(cfg);
     o.rank = rank;
     o.world = world;
     o.samples = d.synthetic_samples;
@@ -87,6 +89,7 @@ DataStreams make_data_streams(const Config& cfg, int rank, int world, int local_
     s.description = fmt::format("data: synthetic, {} images per epoch", s.train->samples_per_epoch());
     if (d.val_samples > 0) {
       o.train = false;
+      o.batch_size = cfg.train.batch_size;
       o.samples = d.val_samples;
       s.val = std::make_unique<data::SyntheticStream>(o);
       s.description += fmt::format(", {} validation images", d.val_samples);

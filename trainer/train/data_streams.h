@@ -24,6 +24,11 @@ struct DataStreams {
 // the image size, resize, normalisation and flip settings of `d`.
 data::AugmentOptions augment_options(const DataConfig& d, const std::string& kind);
 
+// Images a training batch holds per rank: one optimizer step's,
+// train.batch_size x train.accumulate (the trainer runs it as `accumulate`
+// micro-batches). Validation batches hold train.batch_size.
+int train_batch_per_rank(const Config& cfg);
+
 // rank/world: this rank among the data-parallel ranks; local_size: ranks on
 // this node, which share its cores among their loader threads. Throws
 // rn::UserError for a missing or unusable dataset, before training starts.

@@ -29,6 +29,7 @@
 #include "trainer/train/data_parallel.h"
 #include "trainer/train/data_streams.h"
 #include "trainer/train/evaluator.h"
+#include "trainer/train/grad_accumulator.h"
 #include "trainer/train/metrics_writer.h"
 #include "trainer/train/model_setup.h"
 #include "trainer/train/run_log.h"
@@ -179,7 +180,10 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
   Sgd opt(*be, model.params(),
           SgdOptions{float(cfg.optim.momentum), cfg.optim.nesterov, float(cfg.optim.weight_decay),
                      cfg.optim.no_decay_bn_bias});
-  const int64_t global_batch = int64_t(t.batch_size) * world_size;
+  // A step trains on micro_batches passes of batch_size images per rank
+  // (gradient accumulation when micro_batches > 1).
+  const int micro_batches = t.accumulate;
+  const int64_t global_batch = int64_t(train_batch_per_rank(cfg)) * world_size;
 
   // Everything that reads files happens on every rank before training; then
   // the ranks agree, so that a rank that cannot (a path missing on its node, a
@@ -271,7 +275,7 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
     run_state.base_lr = so.base_lr;
     run_state.lr_schedule = so.kind;
     run_state.world_size = world_size;
-    run_state.batch_size = t.batch_size;
+    run_state.batch_size = train_batch_per_rank(cfg);
     run_state.seed = t.seed;
     run_state.epoch_size = epoch_size;
     run_state.config_ini = to_ini(cfg);
@@ -288,15 +292,18 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
     auto warn = [&](const std::vector<std::string>& warnings) {
       for (const auto& w : warnings) std::fprintf(stderr, "resnet-train[rank %d]: warning: %s\n", rank, w.c_str());
     };
+    // Constructed after DataParallel, whose grad-ready callback it wraps.
+    std::optional<GradAccumulator> accumulator;
+    if (micro_batches > 1) accumulator.emplace(model, micro_batches);
     SoftmaxCrossEntropy loss(*be, float(cfg.optim.label_smoothing));
     const DType precision = resolved_precision(cfg);
     LossScaler scaler(precision == DType::kF16, cfg.gpu.loss_scale, cfg.gpu.loss_scale_window);
 
     say(
         fmt::format("resnet-train {}: {} ({:.2f}M parameters), backend {}, {} "
-                    "rank(s) x batch {} = {}",
+                    "rank(s) x batch {}{} = {}",
                     RN_VERSION, m.arch.name, model.params().param_count() / 1e6, be->name(), world_size, t.batch_size,
-                    global_batch));
+                    micro_batches > 1 ? fmt::format(" x {} accumulated", micro_batches) : "", global_batch));
     if (be->device() >= 0)
       say(fmt::format("rank 0: {}; {} activations{}", be->describe(), dtype_name(precision),
                       scaler.enabled() ? fmt::format(", loss scale {:g}", scaler.scale()) : ""));
@@ -309,8 +316,8 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
     say(data.description);
     for (const auto& n : notes) say(n);
     if (start.resume)
-      say(fmt::format("resuming {} at step {}, epoch {} sample {} (saved by {} rank(s) x batch {})", start.resume->path,
-                      first_step, cursor.epoch, cursor.sample, start.resume->state.world_size,
+      say(fmt::format("resuming {} at step {}, epoch {} sample {} (saved by {} rank(s) x {} images per step)",
+                      start.resume->path, first_step, cursor.epoch, cursor.sample, start.resume->state.world_size,
                       start.resume->state.batch_size));
     const bool capped = t.max_steps > 0 && total_steps == t.max_steps;
     say(fmt::format("{} steps{} ({:.2f} epochs of {} steps{}), base lr {:.4g} ({}), output {}", total_steps,
@@ -335,25 +342,36 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       say(fmt::format("nothing to train: the checkpoint is at step {} and the run ends at step {}", first_step,
                       total_steps));
 
-    // A step's batch is taken from the loader and uploaded while the step
-    // before runs its backward and gradient all-reduce (on a GPU the copy
-    // overlaps them; see Backend::make_upload_ring). The batch stays the
-    // loader's until the next fetch, which comes after this step's loss.
+    // A step's batch (batch_size x micro_batches images) is taken from the
+    // loader and run as micro_batches slices of batch_size. Each slice is
+    // uploaded while the pass before runs its backward (and, before a new
+    // step, its gradient all-reduce): on a GPU the copy overlaps them (see
+    // Backend::make_upload_ring). The batch stays the loader's until the next
+    // fetch of a first slice, which comes after the step's last backward.
     struct Fetched {
       const data::Batch* batch = nullptr;
-      const Tensor* input = nullptr;
+      const Tensor* input = nullptr;  // slice `micro` of the batch, uploaded
+      int micro = 0;
       data::DataCursor after;  // the data position once this batch is used
       double wait = 0;         // seconds the loader kept us waiting for it
     };
     Fetched fetched;
+    const int64_t image_floats = 3 * int64_t(cfg.data.image_size) * cfg.data.image_size;
     auto fetch = [&] {
-      // The loader takes the previous batch's memory back on next().
-      inputs->wait_for_host_reads();
-      const double wait_before = data.train->wait_seconds();
-      fetched.batch = &data.train->next();
-      fetched.wait = data.train->wait_seconds() - wait_before;
-      fetched.input = &inputs->upload(fetched.batch->images, fetched.batch->n);
-      fetched.after = data.train->cursor();
+      const int micro = fetched.batch && fetched.micro + 1 < micro_batches ? fetched.micro + 1 : 0;
+      if (micro == 0) {
+        // The loader takes the previous batch's memory back on next().
+        inputs->wait_for_host_reads();
+        const double wait_before = data.train->wait_seconds();
+        fetched.batch = &data.train->next();
+        fetched.wait = data.train->wait_seconds() - wait_before;
+        fetched.after = data.train->cursor();
+        RN_CHECK(
+            fetched.batch->n == int64_t(t.batch_size) * micro_batches,
+            fmt::format("a training batch of {} images, not {} x {}", fetched.batch->n, t.batch_size, micro_batches));
+      }
+      fetched.micro = micro;
+      fetched.input = &inputs->upload(fetched.batch->images + micro * t.batch_size * image_floats, t.batch_size);
     };
     data.train->start(cursor);
     if (first_step < total_steps) fetch();
@@ -367,31 +385,53 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       warn(batch.warnings);
       sample_log.add(batch);
       const int64_t skipped = batch.skipped;
+      const int32_t* const labels = batch.labels;
       const float step_scale = scaler.scale();
-      loss.forward_backward(model.forward(*cur.input, Mode::kTrain), batch.labels, step_scale);
-      const double t1 = comm::GradientSync::now();
-      if (dp) dp->begin_backward();
-      model.backward(loss.grad());
-      fault.at(FaultInjection::Where::kBackward, rank, step + 1);
-      const double t2 = comm::GradientSync::now();
-      // `batch` is done with: the next fetch may reuse its memory.
-      if (step + 1 < total_steps) fetch();
+      const int64_t done = step + 1;
+      // The micro-batches' losses, each read while the next pass is queued.
+      LossResult lr_res;
+      double loss_sum = 0, tp = t0;
+      auto add_loss = [&] {
+        const LossResult r = loss.result();
+        loss_sum += r.loss;
+        lr_res.correct += r.correct;
+        lr_res.counted += r.counted;
+      };
+      for (int micro = 0; micro < micro_batches; ++micro) {
+        RN_CHECK(fetched.micro == micro, "micro-batches out of order");
+        const bool last_micro = micro + 1 == micro_batches;
+        if (micro > 0) add_loss();  // the pass before's, before this forward overwrites it
+        loss.forward_backward(model.forward(*fetched.input, Mode::kTrain), labels + micro * t.batch_size, step_scale);
+        const double t1 = comm::GradientSync::now();
+        if (dp && last_micro) dp->begin_backward();
+        if (accumulator) accumulator->begin_micro_batch(micro);
+        model.backward(loss.grad());
+        if (accumulator) accumulator->end_micro_batch();
+        const double t2 = comm::GradientSync::now();
+        // After the last pass `batch` is done with: the next fetch may reuse its memory.
+        if (!last_micro || done < total_steps) fetch();
+        if (tracing) {
+          trace.span("forward+loss", done, tp, t1);
+          trace.span("backward", done, t1, t2);
+          trace.span("next batch", done, t2, comm::GradientSync::now());
+        }
+        tp = comm::GradientSync::now();
+      }
+      fault.at(FaultInjection::Where::kBackward, rank, done);
       const double t2b = comm::GradientSync::now();
       const double exposed = dp ? dp->finish_backward() : 0.0;
       const double t3 = comm::GradientSync::now();
       // fp16: a step whose (identically all-reduced) gradients overflowed is
-      // skipped on every rank alike.
+      // skipped on every rank alike. The gradients are the loss scale times
+      // the sum over the micro-batches: the update takes their mean.
       if (scaler.update(!scaler.enabled() || be->all_finite(model.params().flat_grads())))
-        opt.step(float(lr), 1.f / step_scale);
+        opt.step(float(lr), 1.f / (step_scale * float(micro_batches)));
       const double t4 = comm::GradientSync::now();
       // Read once the backward pass and the update are queued: a GPU is busy
       // with them meanwhile instead of idling until the host queues them.
-      const LossResult lr_res = loss.result();
-      const int64_t done = step + 1;
+      add_loss();
+      lr_res.loss = loss_sum / micro_batches;
       if (tracing) {
-        trace.span("forward+loss", done, t0, t1);
-        trace.span("backward", done, t1, t2);
-        trace.span("next batch", done, t2, t2b);
         trace.span("wait for gradients", done, t2b, t3);
         trace.span("optimizer", done, t3, t4);
         trace.span("wait for loss", done, t4, comm::GradientSync::now());
