@@ -47,6 +47,7 @@ int train(const po::variables_map& vm) {
     throw rn::UserError("--precision must be auto, fp32, bf16 or fp16");
   auto be = rn::make_backend(bo);
   rn::ResNet net(*be, arch, classes);
+  net.set_output_pool(&net.grad_pool());  // as resnet-train: activations and their gradients share storage
   net.initialize(0, false);
   rn::Sgd opt(*be, net.params(), rn::SgdOptions{0.9f, false, 1e-4f, false});
   rn::SoftmaxCrossEntropy loss(*be);

@@ -39,6 +39,7 @@ struct StepRig {
         evaluator(be, kClasses, int(batch), image),
         full_val(2 * batch, batch, 1, image, kClasses, 5),
         short_val(2 * batch - 1, batch, 1, image, kClasses, 6) {
+    model.set_output_pool(&model.grad_pool());  // as resnet-train
     model.initialize(1, false);
     const SyntheticSource src(SyntheticOptions{kClasses, image, 0.5, 3});
     for (int i = 0; i < 2; ++i) {

@@ -65,12 +65,13 @@ struct StepResult {
 StepResult run_step(Backend& be, const NetCase& c, float loss_scale) {
   ArchSpec arch;
   if (!lookup_arch(c.arch, &arch)) throw std::invalid_argument(std::string("no architecture ") + c.arch);
-  // Activation gradients on storage that turns NaN when handed back: a
-  // kernel reading one after its release, or writing only part of one,
-  // shows as NaN or a mismatch instead of depending on stale contents.
+  // Activations and their gradients on storage that turns NaN when handed
+  // back: a kernel reading one after its release, or writing only part of
+  // one, shows as NaN or a mismatch instead of depending on stale contents.
   TensorPool grads(be, /*poison=*/true);
   ResNet net(be, arch, kClasses, c.shortcut);
   net.set_grad_pool(&grads);
+  net.set_output_pool(&grads);  // activations on the same storage, as resnet-train
   net.initialize(/*seed=*/17, /*zero_init_residual=*/false);
   ParamStore& ps = net.params();
   Rng rng(18);

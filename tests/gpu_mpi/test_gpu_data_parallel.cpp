@@ -56,6 +56,7 @@ Replica train(Backend& be, comm::Communicator& comm, comm::Algorithm algo) {
   if (!lookup_arch("cifar-resnet20", &arch)) throw std::invalid_argument("no architecture cifar-resnet20");
   const uint64_t rank = uint64_t(comm.rank());
   ResNet net(be, arch, kClasses, ShortcutType::kPadIdentity);
+  net.set_output_pool(&net.grad_pool());  // as resnet-train
   net.initialize(/*seed=*/17 + rank, /*zero_init_residual=*/false);
   // BN beta ~ U(2, 3) keeps ReLU inputs away from the kink (see
   // test_gpu_resnet.cpp: otherwise fp32 noise may flip a mask).

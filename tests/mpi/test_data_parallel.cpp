@@ -34,6 +34,7 @@ struct Replica {
   explicit Replica(uint64_t seed) {
     EXPECT_TRUE(lookup_arch("cifar-resnet8", &arch));
     model = std::make_unique<ResNet>(*be, arch, kClasses, ShortcutType::kProjection);  // B: more buckets
+    model->set_output_pool(&model->grad_pool());                                       // as resnet-train
     model->initialize(seed, false);
     model->set_frozen_bn(true);
     // Non-trivial running statistics, the same on every rank.

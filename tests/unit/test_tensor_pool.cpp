@@ -159,5 +159,74 @@ TEST(TensorPool, InferenceOnlyResNetHoldsAFewActivationsNotEveryLayers) {
   }
 }
 
+// Training with activations and their gradients in one pool (what
+// resnet-train does): on a pool that turns every handed-back tensor into
+// NaN, two steps give the gradients of the network that keeps its own
+// outputs, bit for bit, on every block type and shortcut, so nothing is read
+// after its release; every tensor is handed back after each backward, the
+// second step needs no new storage, and (resnet18) sharing needs less
+// storage than activations and gradients in pools of their own. An eval forward in
+// between (validation) fits in the same storage.
+TEST(TensorPool, TrainingActivationsAndGradientsShareOnePool) {
+  struct Case {
+    const char* arch;
+    int64_t size;
+    bool plain;
+  };
+  auto be = make_cpu_backend(2);
+  for (const Case& c : {Case{"resnet18", 32, false}, Case{"resnet50", 32, false}, Case{"cifar-resnet20", 32, false},
+                        Case{"cifar-resnet20", 32, true}}) {
+    SCOPED_TRACE(std::string(c.arch) + (c.plain ? " plain" : ""));
+    ArchSpec arch;
+    ASSERT_TRUE(lookup_arch(c.arch, &arch));
+    const ShortcutType shortcut = c.plain ? ShortcutType::kNone : arch.shortcut;
+    ResNet own(*be, arch, 10, shortcut), shared(*be, arch, 10, shortcut), apart(*be, arch, 10, shortcut);
+    const bool with_apart = std::string(c.arch) == "resnet18";
+    TensorPool poisoned(*be, /*poison=*/true), outputs(*be), grads(*be);
+    shared.set_grad_pool(&poisoned);
+    shared.set_output_pool(&poisoned);
+    apart.set_grad_pool(&grads);
+    apart.set_output_pool(&outputs);
+    const int64_t n = 2;
+    auto rng = ref::make_rng(4);
+    const Tensor x = upload(*be, ref::random_uniform(size_t(n * 3 * c.size * c.size), rng), Shape{n, 3, c.size, c.size},
+                            Layout::kNCHW);
+    const Tensor dy = upload(*be, ref::random_uniform(size_t(n * 10), rng), Shape{n, 10}, Layout::kNC);
+    size_t slots = 0;
+    std::vector<ResNet*> nets = {&own, &shared};
+    if (with_apart) nets.push_back(&apart);
+    for (ResNet* net : nets) net->initialize(5, false);
+    for (int pass = 0; pass < 2; ++pass) {
+      std::vector<float> want_logits, want;
+      for (ResNet* net : nets) {
+        const std::vector<float> logits = download(*be, net->forward(x, Mode::kTrain));
+        net->backward(dy);
+        const std::vector<float> g = download(*be, net->params().flat_grads());
+        if (net == &own) {
+          want_logits = logits;
+          want = g;
+          continue;
+        }
+        const char* which = net == &shared ? "shared" : "apart";
+        EXPECT_EQ(logits, want_logits) << which << " pool, pass " << pass;
+        EXPECT_EQ(g, want) << which << " pool, pass " << pass;
+      }
+      EXPECT_EQ(poisoned.held(), 0u);
+      EXPECT_EQ(outputs.held(), 0u);
+      // Validation between steps: an eval forward holds only its logits.
+      shared.forward(x, Mode::kEval);
+      EXPECT_EQ(poisoned.held(), 1u);
+      if (pass == 0) slots = poisoned.slots();
+    }
+    EXPECT_EQ(poisoned.slots(), slots) << "the second step needed new storage";
+    if (with_apart) EXPECT_LT(poisoned.bytes(), outputs.bytes() + grads.bytes());
+    // A training forward must be followed by its backward; an eval forward
+    // leaves nothing for backward.
+    EXPECT_THROW(shared.backward(dy), InternalError);
+    shared.forward(x, Mode::kTrain);
+    EXPECT_THROW(shared.forward(x, Mode::kTrain), InternalError);
+  }
+}
+
 }  // namespace
 }  // namespace rn::test

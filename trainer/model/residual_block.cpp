@@ -86,34 +86,47 @@ int64_t ResidualBlock::macs(const Shape& in) const {
 }
 
 const Tensor& ResidualBlock::forward(const Tensor& x, Mode mode) {
-  // Inner outputs from an output pool go back as soon as their consumer is
-  // queued (done() is a no-op without one); x stays until the shortcut.
+  // With an output pool, an eval forward hands inner outputs back as soon
+  // as their consumer is queued (x stays until the shortcut); a training
+  // forward keeps them for backward, which hands each back once the last
+  // backward reading it is queued.
+  const bool keep = output_pool_ && mode == Mode::kTrain;
+  auto consumed = [&](const Tensor& t) {
+    if (!keep) done(t);
+  };
   const size_t last = convs_.size() - 1;
   const Tensor* h = &x;
   for (size_t i = 0; i < last; ++i) {
     const Tensor& c = convs_[i]->forward(*h, mode);
-    if (h != &x) done(*h);
+    if (h != &x) consumed(*h);
     h = &bns_[i]->forward(c, mode);
-    done(c);
+    consumed(c);
+    kept_.conv[i] = &c;
+    kept_.bn[i] = h;
   }
   const Tensor& c = convs_[last]->forward(*h, mode);
-  if (h != &x) done(*h);
+  if (h != &x) consumed(*h);
+  kept_.conv[last] = &c;
+  kept_.pending = keep;
   if (shortcut_ == ShortcutType::kNone) {
     const Tensor& y = bns_[last]->forward(c, mode);  // relu(bn(c))
-    done(c);
+    consumed(c);
     return y;
   }
   const Tensor* s = &x;
+  kept_.proj = nullptr;
   if (proj_conv_) {
     const Tensor& p = proj_conv_->forward(x, mode);
     s = &proj_bn_->forward(p, mode);
-    done(p);
+    consumed(p);
+    kept_.proj = &p;
   }
   if (pad_) s = &pad_->forward(x, mode);
+  kept_.shortcut = s != &x ? s : nullptr;
   cur_ = &plans_.get(x.shape(), [] { return Plan{}; });
   const Tensor& y = bns_[last]->forward_add(c, *s, mode);  // relu(bn(c) + s) in one kernel
-  done(c);
-  if (s != &x) done(*s);
+  consumed(c);
+  if (s != &x) consumed(*s);
   return y;
 }
 
@@ -122,25 +135,44 @@ const Tensor& ResidualBlock::backward(const Tensor& dy) {
   // main-path gradient and, with a shortcut, the shortcut's (dz). Gradients
   // from the pool go back as soon as their consumer is queued: each conv's
   // and BN's once the layer before has read it, dz once the shortcut path
-  // and the sum have.
+  // and the sum have. Outputs a training forward kept go back once the
+  // last backward that reads them is queued: a conv's output and its BN's
+  // after that BN's backward (the BN's after the next conv's, which runs
+  // first); the block's output stays the caller's.
+  RN_CHECK(!output_pool_ || kept_.pending, "block backward without a training forward before it");
+  auto release = [&](const Tensor* t) {
+    if (kept_.pending && t) done(*t);
+  };
+  const size_t last = convs_.size() - 1;
   const Tensor* d = &dy;
   for (size_t i = convs_.size(); i-- > 0;) {
     const Tensor& d_bn = bns_[i]->backward(*d);
     if (d != &dy) drop(*d);
+    release(kept_.conv[i]);
+    if (i < last) release(kept_.bn[i]);
     d = &convs_[i]->backward(d_bn);
     drop(d_bn);
   }
-  if (shortcut_ == ShortcutType::kNone) return *d;
+  if (shortcut_ == ShortcutType::kNone) {
+    kept_.pending = false;
+    return *d;
+  }
 
   RN_CHECK(cur_ != nullptr, "block backward before forward");
   const Tensor& dz = bns_.back()->dz();
   const Tensor* ds = &dz;
   if (proj_conv_) {
     const Tensor& d_bn = proj_bn_->backward(dz);
+    release(kept_.proj);
+    release(kept_.shortcut);
     ds = &proj_conv_->backward(d_bn);
     drop(d_bn);
   }
-  if (pad_) ds = &pad_->backward(dz);
+  if (pad_) {
+    ds = &pad_->backward(dz);
+    release(kept_.shortcut);
+  }
+  kept_.pending = false;
   Tensor& dx = grad_like(be_, cur_->dx, *d);
   be_.add(*d, *ds, dx);
   drop(*d);

@@ -25,8 +25,9 @@ class ResidualBlock : public Module {
   // the one it returns; dy stays the caller's.
   const Tensor& backward(const Tensor& dy) override;
   void set_grad_pool(TensorPool* pool) override;
-  // With a pool, forward hands back every inner output once read; the
-  // block's input stays the caller's.
+  // With a pool, every inner output comes from it: an eval forward hands
+  // each back once read, a training forward keeps them until backward (see
+  // ResNet::set_output_pool). The block's input and output stay the caller's.
   void set_output_pool(TensorPool* pool) override;
   int64_t macs(const Shape& in) const override;
   std::string kind() const override;
@@ -65,6 +66,16 @@ class ResidualBlock : public Module {
   std::unique_ptr<ShortcutPad> pad_;
   ShapeCache<Plan> plans_;
   Plan* cur_ = nullptr;
+  // The inner outputs of the last forward; with an output pool and a
+  // training forward (pending), held until backward hands them back.
+  struct Kept {
+    const Tensor* conv[3] = {nullptr, nullptr, nullptr};
+    const Tensor* bn[3] = {nullptr, nullptr, nullptr};  // all but the last BN's (the block's output)
+    const Tensor* proj = nullptr;                       // the projection conv's output
+    const Tensor* shortcut = nullptr;                   // the shortcut's output (not x itself)
+    bool pending = false;
+  };
+  Kept kept_;
 };
 
 }  // namespace rn

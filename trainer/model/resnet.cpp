@@ -34,6 +34,7 @@ ResNet::ResNet(Backend& be, const ArchSpec& arch, int64_t num_classes, ShortcutT
   fc_ = std::make_unique<Linear>(be, params_, "fc", c, num_classes);
   params_.allocate(be);
   set_grad_pool(nullptr);
+  kept_.resize(parts().size());
 }
 
 std::vector<Module*> ResNet::parts() const {
@@ -66,23 +67,33 @@ const Tensor& ResNet::forward(const Tensor& x, Mode mode) {
     be_.copy(x, t);
     in = &t;
   }
-  // With an output pool, each module's input goes back once it is read
-  // (except the images), and the last logits once this forward starts.
+  // With an output pool, an eval forward hands each module's input back
+  // once it is read (except the images), and the last logits once the next
+  // forward starts; a training forward keeps every output for backward,
+  // which hands each back after its module's backward.
   TensorPool* pool = output_pool_;
+  RN_CHECK(!kept_pending_,
+           "a training forward's activations are still held: backward must come before the next forward");
   if (pool && !logits_.empty()) {
     pool->release(logits_);
     logits_ = Tensor();
   }
+  const bool keep = pool && mode == Mode::kTrain;
+  size_t k = 0;
   auto step = [&](Module& m, const Tensor* h) {
     const Tensor& y = m.forward(*h, mode);
-    if (pool && h != in) pool->release(*h);
+    if (keep)
+      kept_[k++] = &y;
+    else if (pool && h != in)
+      pool->release(*h);
     return &y;
   };
   const Tensor* h = step(*bn1_, step(*conv1_, in));
   if (maxpool_) h = step(*maxpool_, h);
   for (auto& b : blocks_) h = step(*b, h);
   h = step(*fc_, step(*avgpool_, h));
-  if (pool) {
+  kept_pending_ = keep;
+  if (pool && !keep) {
     logits_ = *h;
     RN_CHECK(pool->held() == 1,
              std::to_string(pool->held()) + " activations held after a forward, not just the logits");
@@ -91,16 +102,22 @@ const Tensor& ResNet::forward(const Tensor& x, Mode mode) {
 }
 
 const Tensor& ResNet::backward(const Tensor& dy) {
-  RN_CHECK(output_pool_ == nullptr, "backward of an inference-only network (it has an output pool)");
+  RN_CHECK(output_pool_ == nullptr || kept_pending_,
+           "backward of a network with an output pool needs a training forward before it (an eval forward keeps "
+           "nothing for backward)");
   auto ready = [&](size_t offset) {
     if (grad_ready_) grad_ready_(offset);
   };
   // Every module's input gradient comes from the pool and goes back once
   // the module before has read it (dy is the caller's).
+  // With an output pool, a module's output goes back after its own
+  // backward: the last to read it (its consumer's backward comes first).
   TensorPool& pool = *grad_pool_;
+  size_t k = kept_pending_ ? kept_.size() : 0;
   auto back = [&](Module& m, const Tensor* d) {
     const Tensor& next = m.backward(*d);
     if (d != &dy) pool.release(*d);
+    if (kept_pending_) output_pool_->release(*kept_[--k]);
     return &next;
   };
   const Tensor* d = back(*fc_, &dy);
@@ -114,7 +131,11 @@ const Tensor& ResNet::backward(const Tensor& dy) {
   d = back(*bn1_, d);
   const Tensor& dx = *back(*conv1_, d);  // empty: conv1 computes no input gradient
   ready(0);
+  RN_CHECK(k == 0, "backward visited fewer modules than forward");
+  kept_pending_ = false;
   RN_CHECK(pool.held() == 0, std::to_string(pool.held()) + " activation gradient(s) not handed back");
+  RN_CHECK(!output_pool_ || output_pool_->held() == 0,
+           std::to_string(output_pool_ ? output_pool_->held() : 0) + " activation(s) not handed back");
   return dx;
 }
 

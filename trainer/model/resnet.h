@@ -64,12 +64,16 @@ class ResNet : public Module {
   // Storage of the activation gradients (see TensorPool): its size once a
   // backward pass has run.
   const TensorPool& grad_pool() const { return *grad_pool_; }
-  // Inference only (resnet-infer, --eval-only): with a pool, every
-  // module's output comes from it and goes back once the next module has
-  // read it, so a forward holds a few activations instead of every layer's;
-  // the logits stay held until the next forward. backward is then an
-  // error. Set once, before the first forward; the pool serves this network
-  // alone (a forward checks that only the logits are left held) and
+  TensorPool& grad_pool() { return *grad_pool_; }
+  // With a pool, every module's output comes from it. An eval forward
+  // hands each back once the next module has read it, so it holds a few
+  // activations instead of every layer's; the logits stay held until the
+  // next forward (resnet-infer, --eval-only). A training forward keeps them
+  // all, and backward hands each back after its module's backward, which
+  // must follow before the next forward: given the network's gradient pool
+  // (grad_pool()), activations and activation gradients share storage, as
+  // backward frees the one while it needs the other (resnet-train). Set
+  // once, before the first forward; the pool serves this network alone and
   // outlives it.
   void set_output_pool(TensorPool* pool) override;
 
@@ -90,7 +94,11 @@ class ResNet : public Module {
   std::function<void(size_t)> grad_ready_;
   ShapeCache<Tensor> inputs_;  // the input in the activations' layout/dtype, where they differ
   TensorPool grads_;           // the default pool of every module's input gradient
-  Tensor logits_;              // with an output pool: the last forward's, still held
+  Tensor logits_;              // with an output pool: the last eval forward's, still held
+  // With an output pool, a training forward's module outputs (in forward
+  // order, sized once), held until backward hands them back.
+  std::vector<const Tensor*> kept_;
+  bool kept_pending_ = false;
 };
 
 }  // namespace rn

@@ -3,8 +3,8 @@
 // A module owns its output tensors (allocated the first time it sees an
 // input shape, then reused) and remembers what backward needs from forward.
 // forward returns a reference to a tensor the module owns; it stays valid
-// until the next call with a different shape. Outputs of an inference-only
-// network: see set_output_pool; input gradients: see set_grad_pool.
+// until the next call with a different shape. Outputs from a pool: see
+// set_output_pool; input gradients: see set_grad_pool.
 #pragma once
 
 #include <string>
@@ -40,12 +40,12 @@ class Module {
   // module; composite modules pass it on to their parts.
   virtual void set_grad_pool(TensorPool* pool) { grad_pool_ = pool; }
 
-  // Where forward puts its output. Without a pool (training: backward
-  // reads every layer's output or input): a tensor the module allocates
-  // the first time it sees an input shape and keeps. With one (a network
-  // that only runs eval forwards sets it on all of its modules): a tensor
-  // taken from the pool at each forward, which the caller hands back once
-  // it has consumed it; backward is then not allowed. Composite modules
+  // Where forward puts its output. Without a pool: a tensor the module
+  // allocates the first time it sees an input shape and keeps. With one (a
+  // network sets it on all of its modules): a tensor taken from the pool at
+  // each forward, which the caller hands back once nothing reads it any
+  // more: after the next module's forward in eval mode, after the module's
+  // own backward in training (ResNet::set_output_pool). Composite modules
   // pass it on to their parts and hand back their inner tensors.
   virtual void set_output_pool(TensorPool* pool) { output_pool_ = pool; }
 

@@ -1,9 +1,11 @@
-// Storage shared between layers for tensors that live only until the next
-// layer has consumed them: the activation gradients of a backward pass, and
-// the activations of an inference-only forward pass (Module::set_grad_pool,
-// set_output_pool). A network needs a few of them at a time, not one per
-// layer: a ResNet's backward holds at most about four at once, its forward
-// about three.
+// Storage shared between layers for tensors that live only until their
+// last reader has run: the activation gradients of a backward pass, the
+// activations of an eval forward pass, and those of a training forward
+// pass until their backward (Module::set_grad_pool, set_output_pool). An
+// eval forward holds about three at once and a backward's gradients about
+// four; a training pass holds every activation at the end of its forward,
+// and its backward frees them as it goes, so the gradients it makes reuse
+// their storage when both come from one pool.
 //
 // acquire() hands out a tensor on storage no other held tensor uses;
 // release() hands it back. Storage is matched by exact byte count, so the

@@ -175,6 +175,9 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
   StopSignals signals;
 
   ResNet model(*be, m.arch, cfg.model.num_classes, m.shortcut);
+  // Activations and their gradients in one pool: backward's gradients reuse
+  // the storage of the activations it has finished with.
+  model.set_output_pool(&model.grad_pool());
   model.initialize(t.seed, cfg.model.zero_init_residual);
   if (cfg.model.frozen_bn) model.set_frozen_bn(true);
   Sgd opt(*be, model.params(),
