@@ -66,7 +66,9 @@ TEST(GradAccumulator, TheLastBackwardHandsOnEachRangeAlreadySummed) {
           acc.begin_micro_batch(i);
           pass(i);
           acc.end_micro_batch();
-          if (i < k - 1) EXPECT_TRUE(offsets.empty()) << "handed on during micro-batch " << i;
+          if (i < k - 1) {
+            EXPECT_TRUE(offsets.empty()) << "handed on during micro-batch " << i;
+          }
         }
         ASSERT_GE(offsets.size(), 3u);
         EXPECT_EQ(offsets.back(), 0u);

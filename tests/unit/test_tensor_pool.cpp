@@ -219,7 +219,9 @@ TEST(TensorPool, TrainingActivationsAndGradientsShareOnePool) {
       if (pass == 0) slots = poisoned.slots();
     }
     EXPECT_EQ(poisoned.slots(), slots) << "the second step needed new storage";
-    if (with_apart) EXPECT_LT(poisoned.bytes(), outputs.bytes() + grads.bytes());
+    if (with_apart) {
+      EXPECT_LT(poisoned.bytes(), outputs.bytes() + grads.bytes());
+    }
     // A training forward must be followed by its backward; an eval forward
     // leaves nothing for backward.
     EXPECT_THROW(shared.backward(dy), InternalError);

@@ -18,8 +18,7 @@ GradAccumulator::GradAccumulator(ResNet& model, int micro_batches)
 GradAccumulator::~GradAccumulator() { model_.set_grad_ready_callback(next_); }
 
 void GradAccumulator::begin_micro_batch(int micro) {
-  RN_CHECK(micro == micro_ + 1 || (micro == 0 && micro_ == k_ - 1) || (micro == 0 && micro_ == -1),
-           fmt::format("micro-batch {} after {} (of {})", micro, micro_, k_));
+  RN_CHECK(micro == (micro_ + 1) % k_, fmt::format("micro-batch {} after {} (of {})", micro, micro_, k_));
   micro_ = micro;
   final_from_ = size_t(model_.params().flat_size());
 }

@@ -388,7 +388,6 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
       warn(batch.warnings);
       sample_log.add(batch);
       const int64_t skipped = batch.skipped;
-      const int32_t* const labels = batch.labels;
       const float step_scale = scaler.scale();
       const int64_t done = step + 1;
       // The micro-batches' losses, each read while the next pass is queued.
@@ -404,7 +403,8 @@ TrainResult run_training(const Config& cfg, comm::Communicator* world, RankPlace
         RN_CHECK(fetched.micro == micro, "micro-batches out of order");
         const bool last_micro = micro + 1 == micro_batches;
         if (micro > 0) add_loss();  // the pass before's, before this forward overwrites it
-        loss.forward_backward(model.forward(*fetched.input, Mode::kTrain), labels + micro * t.batch_size, step_scale);
+        loss.forward_backward(model.forward(*fetched.input, Mode::kTrain), batch.labels + micro * t.batch_size,
+                              step_scale);
         const double t1 = comm::GradientSync::now();
         if (dp && last_micro) dp->begin_backward();
         if (accumulator) accumulator->begin_micro_batch(micro);
